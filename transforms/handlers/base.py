@@ -1,0 +1,120 @@
+"""The one model-handler interface, in the spirit of Apache Beam's `ModelHandler`.
+
+A handler turns decoded images into the model's input tensor and the model's raw outputs back into labels in
+original-image pixel coordinates. Running the model is the inference back end's job, so the same handler serves
+in-process ONNX Runtime, Triton, a Flink operator and a benchmark loop. Adding a model is one handler file plus a
+registry row (`models/registry.json`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Label:
+    """One recognised label; `bounding_box` is [x_min, y_min, x_max, y_max] in original pixels, None for classifiers."""
+
+    label: str
+    score: float
+    bounding_box: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "score": round(float(self.score), 6)}
+        if self.bounding_box is not None:
+            out["bounding_box"] = [round(float(v), 2) for v in self.bounding_box]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Label:
+        return cls(d["label"], float(d["score"]), d.get("bounding_box"))
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registry row: one version of one model."""
+
+    model_id: str
+    version: str
+    handler: str
+    artifact_uri: str
+    framework: str
+    input_shape: list[int]
+    default_confidence_threshold: float
+    min_label_count: int
+    is_active: bool = True
+    canary_weight: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def triton_name(self) -> str:
+        """Model name in the Triton repository (Triton versions are integers; ours are strings)."""
+        return f"{self.model_id}"
+
+
+@dataclass
+class PreprocessMeta:
+    """What postprocess needs to map outputs back to the original image (size, scale, padding)."""
+
+    width: int
+    height: int
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+
+@dataclass
+class Prediction:
+    """Postprocessed labels (unthresholded: what the model said) plus the raw per-image outputs."""
+
+    labels: list[Label]
+    raw: dict[str, np.ndarray]
+
+
+class ModelHandler(ABC):
+    """Preprocess and postprocess for one model family."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: ModelVersion) -> None:
+        self.model = model
+
+    @property
+    @abstractmethod
+    def input_name(self) -> str:
+        """Name of the model's input tensor."""
+
+    @property
+    @abstractmethod
+    def output_names(self) -> list[str]:
+        """Names of the model's output tensors."""
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+        """One RGB image -> one input tensor without the batch axis (float32) and its mapping meta."""
+
+    @abstractmethod
+    def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
+        """One image's outputs (batch axis removed) -> labels, best first, not thresholded."""
+
+    def preprocess_batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[PreprocessMeta]]:
+        """Stack preprocessed images into one batch tensor."""
+        tensors, metas = zip(*(self.preprocess(img) for img in images), strict=True)
+        return np.stack(tensors).astype(np.float32, copy=False), list(metas)
+
+    def postprocess_batch(
+        self, outputs: dict[str, np.ndarray], metas: Sequence[PreprocessMeta]
+    ) -> list[Prediction]:
+        """Split a batch of outputs per image and postprocess each."""
+        preds = []
+        for i, meta in enumerate(metas):
+            per_image = {name: arr[i] for name, arr in outputs.items()}
+            preds.append(Prediction(self.postprocess(per_image, meta), per_image))
+        return preds

@@ -1,0 +1,93 @@
+"""One settings object for the whole service; every field is an `IMGREC_*` environment variable.
+
+With nothing configured the embedded default is used (SQLite, in-process cache, in-process ONNX Runtime,
+in-process queue and worker threads). Configuring a URL switches that port to the real service.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service configuration. Field docs are the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGREC_", env_file=".env", extra="ignore")
+
+    # --- where things live ---
+    var_dir: Path = Field(REPO_ROOT / "var", description="Data, logs, blobs and the model store.")
+    model_store: Path | None = Field(None, description="Built ONNX models (default: <var_dir>/models).")
+
+    # --- ports: empty means the embedded default ---
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. postgresql+psycopg://u@127.0.0.1:5432/imgrec (default: SQLite)."
+    )
+    redis_url: str | None = Field(None, description="redis://host:port/db (default: in-process cache).")
+    triton_url: str | None = Field(None, description="Triton gRPC host:port (default: in-process ONNX Runtime).")
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers (default: in-process queue).")
+    flink_rest_url: str | None = Field(None, description="Flink REST URL of the session cluster.")
+    blob_root: str | None = Field(None, description="Blob store root URI: file://, s3:// or gs:// (default: var).")
+
+    # --- API ---
+    host: str = Field("127.0.0.1", description="API bind address.")
+    port: int = Field(8080, description="API port.")
+    auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>`; off logs a warning.")
+    dev_api_key: str | None = Field(None, description="Development key created at start of the embedded default.")
+    sync_max_bytes: int = Field(2 * 1024 * 1024, description="Largest image on the sync path (bytes).")
+    batch_max_bytes: int = Field(20 * 1024 * 1024, description="Largest single image in a batch (bytes).")
+    max_pixels: int = Field(40_000_000, description="Decompression-bomb guard: most pixels in one image.")
+    batch_max_items: int = Field(10_000, description="Most items in one batch request.")
+
+    # --- URL fetch (SSRF guard) ---
+    fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")
+    fetch_read_timeout_s: float = Field(10.0, description="Image URL read timeout.")
+    fetch_max_redirects: int = Field(3, description="Most redirects followed for an image URL.")
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or CIDRs allowed even though private/loopback (JSON list), e.g. [\"127.0.0.1\"].",
+    )
+
+    # --- cache and routing ---
+    cache_ttl_s: int = Field(7 * 24 * 3600, description="Result cache TTL (seconds).")
+    cache_max_entries: int = Field(100_000, description="Entries kept by the in-process cache.")
+    active_version_ttl_s: int = Field(60, description="TTL of the Redis key model:active:{model_id}.")
+
+    # --- inference ---
+    triton_timeout_s: float = Field(30.0, description="Timeout of one Triton request.")
+    micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
+    micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
+    ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
+
+    # --- batch path ---
+    batch_topic: str = Field("imgrec.batch.v1", description="Kafka topic of batch items.")
+    dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
+    batch_partitions: int = Field(6, description="Partitions of the batch topic.")
+    batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
+    webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
+
+    @property
+    def resolved_model_store(self) -> Path:
+        """The model store directory."""
+        return self.model_store or self.var_dir / "models"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, SQLite under var/ when none is configured."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'imgrec.db'}"
+
+    @property
+    def resolved_blob_root(self) -> str:
+        """The blob store root URI."""
+        return self.blob_root or (self.var_dir / "blobs").as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()
