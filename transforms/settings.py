@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(3, description="Most redirects followed for an image URL.")
     fetch_allow_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts or CIDRs allowed even though private/loopback (JSON list), e.g. [\"127.0.0.1\"].",
+        description='Hosts or CIDRs allowed even though private/loopback (JSON list), e.g. ["127.0.0.1"].',
     )
 
     # --- cache and routing ---

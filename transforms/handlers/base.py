@@ -109,9 +109,7 @@ class ModelHandler(ABC):
         tensors, metas = zip(*(self.preprocess(img) for img in images), strict=True)
         return np.stack(tensors).astype(np.float32, copy=False), list(metas)
 
-    def postprocess_batch(
-        self, outputs: dict[str, np.ndarray], metas: Sequence[PreprocessMeta]
-    ) -> list[Prediction]:
+    def postprocess_batch(self, outputs: dict[str, np.ndarray], metas: Sequence[PreprocessMeta]) -> list[Prediction]:
         """Split a batch of outputs per image and postprocess each."""
         preds = []
         for i, meta in enumerate(metas):
