@@ -158,6 +158,11 @@ class Store:
     def create_api_key(self, caller_id: str) -> str:
         """Create the caller if new and return a fresh API key (only its hash is stored)."""
         key = "irk_" + secrets.token_urlsafe(32)
+        self.add_api_key(caller_id, key)
+        return key
+
+    def add_api_key(self, caller_id: str, key: str) -> None:
+        """Register `key` for `caller_id`, creating the caller (and its webhook secret) if new."""
         with self.engine.begin() as conn:
             conn.execute(
                 self._dialect.insert(t.callers)
@@ -165,7 +170,6 @@ class Store:
                 .on_conflict_do_nothing()
             )
             conn.execute(t.api_keys.insert().values(key_hash=hash_key(key), caller_id=caller_id, created_at=now()))
-        return key
 
     def caller_for_key(self, key: str) -> str | None:
         """The caller an API key belongs to, or None when unknown or revoked."""
@@ -379,6 +383,21 @@ class Store:
         r = t.inference_requests
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(r.c.status.in_(("pending", "processing")))).scalar_one()
+
+    def recent_throughput(self, window_s: int) -> float | None:
+        """Requests finished per second over the last `window_s` seconds, None when nothing finished."""
+        r = t.inference_requests
+        since = now() - timedelta(seconds=window_s)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(func.count(), func.min(r.c.completed_at)).where(r.c.completed_at >= since,
+                                                                       r.c.batch_id.is_not(None))
+            ).one()
+        count, first = row
+        if not count or first is None:
+            return None
+        first = first if first.tzinfo else first.replace(tzinfo=UTC)
+        return count / max((now() - first).total_seconds(), 1.0)
 
     def _summary(self, conn: Connection, batch_id: str) -> BatchSummary | None:
         b = conn.execute(select(t.batches).where(t.batches.c.batch_id == batch_id)).first()

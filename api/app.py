@@ -1,0 +1,44 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.logging_setup import RequestIdMiddleware, configure_logging
+from api.routes import batch, health, recognize
+from transforms.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, services: object | None = None) -> FastAPI:
+    """Build the app; its services (store, cache, back end, queue, ...) are built at start-up from `settings`."""
+    from runners.services import build_services
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging()
+        app.state.services = services or build_services(settings)
+        app.state.services.start()
+        try:
+            yield
+        finally:
+            app.state.services.stop()
+
+    app = FastAPI(
+        title="imgrec",
+        version="0.1.0",
+        summary="Image recognition: labels, scores and boxes from object detection, scene, face and NSFW models.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(recognize.router)
+    app.include_router(batch.router)
+    return app

@@ -1,0 +1,97 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Machine-readable error code.")
+    message: str = Field(description="What went wrong, in a sentence.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class RecognizeRequest(BaseModel):
+    """JSON body of POST /v1/recognize: exactly one of `image_url` and `image_data`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str | None = Field(None, max_length=4096, description="http(s) URL of the image.")
+    image_data: str | None = Field(None, description="The image bytes, base64-encoded.")
+    model_id: str = Field(min_length=1, max_length=128)
+    confidence_threshold: float | None = Field(None, description="Override of the model's default, in [0, 1].")
+    min_label_count: int | None = Field(None, ge=0, le=100, description="Labels the threshold fallback guarantees.")
+
+
+class LabelOut(BaseModel):
+    label: str
+    score: float
+    bounding_box: list[float] | None = Field(None, description="[x_min, y_min, x_max, y_max] in image pixels.")
+
+
+class RecognizeResponse(BaseModel):
+    request_id: str
+    status: Literal["done"] = "done"
+    labels: list[LabelOut]
+    cache_hit: bool
+    model_id: str
+    model_version: str
+    threshold_applied: float
+
+
+class BatchItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str | None = Field(None, max_length=4096)
+    image_data: str | None = None
+    model_id: str = Field(min_length=1, max_length=128)
+    confidence_threshold: float | None = None
+    min_label_count: int | None = Field(None, ge=0, le=100)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemIn] = Field(min_length=1)
+    callback_url: str | None = Field(None, max_length=4096, description="Webhook called when the batch ends.")
+
+
+class RejectedItem(BaseModel):
+    index: int
+    code: str
+    message: str
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    accepted_count: int
+    rejected: list[RejectedItem]
+    estimated_completion_seconds: float
+
+
+class BatchItemResult(BaseModel):
+    request_id: str
+    index: int
+    status: str
+    model_id: str
+    model_version: str | None
+    labels: list[LabelOut] | None
+    cache_hit: bool | None
+    threshold_applied: float | None
+    error: ErrorBody | None
+
+
+class BatchStatus(BaseModel):
+    batch_id: str
+    status: Literal["pending", "processing", "done", "failed", "partially_failed"]
+    completed_count: int
+    failed_count: int
+    total_count: int
+    rejected: list[RejectedItem]
+    results: list[BatchItemResult] | None = Field(None, description="Present when the batch has ended; paginated.")
+    next_offset: int | None = None

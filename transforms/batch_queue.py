@@ -1,0 +1,87 @@
+"""The `BatchQueue` port: publish batch-item messages (Kafka keyed by caller_id, or an in-process queue)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Sequence
+from typing import Protocol
+
+from transforms.messages import BatchItemMessage
+from transforms.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class QueueUnavailable(RuntimeError):
+    """Messages could not be handed to the queue; nothing was published for them."""
+
+
+class BatchQueue(Protocol):
+    def publish(self, messages: Sequence[BatchItemMessage]) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaBatchQueue:
+    """Kafka producer: one message per item on the batch topic, keyed by caller_id (so partitioned by caller)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaProducer
+
+        self.topic = topic
+        self._bootstrap = bootstrap
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            retries=5,
+            compression_type="lz4",
+            request_timeout_ms=10_000,
+            max_block_ms=10_000,
+        )
+
+    def publish(self, messages: Sequence[BatchItemMessage]) -> None:
+        """Send and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
+        from kafka.errors import KafkaError
+
+        try:
+            futures = [self._producer.send(self.topic, key=m.caller_id.encode(), value=m.to_json()) for m in messages]
+            self._producer.flush(timeout=30)
+            for f in futures:
+                f.get(timeout=30)
+        except KafkaError as exc:
+            raise QueueUnavailable(f"Kafka did not accept the batch: {exc}") from exc
+
+    def ready(self) -> bool:
+        return bool(self._producer.bootstrap_connected())
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+class InProcessBatchQueue:
+    """The embedded default: a thread-safe queue drained by the embedded batch workers."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[BatchItemMessage] = queue.Queue()
+
+    def publish(self, messages: Sequence[BatchItemMessage]) -> None:
+        for m in messages:
+            self.queue.put(m)
+
+    def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def make_batch_queue(settings: Settings) -> BatchQueue:
+    """Kafka when `kafka_bootstrap` is set, else the in-process queue."""
+    if settings.kafka_bootstrap:
+        return KafkaBatchQueue(settings.kafka_bootstrap, settings.batch_topic)
+    return InProcessBatchQueue()

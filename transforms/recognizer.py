@@ -1,0 +1,103 @@
+"""The synchronous recognition use case: route, cache, infer, threshold, persist."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from transforms.backends.base import InferenceBackend, InferenceUnavailable
+from transforms.blobs import BlobStore
+from transforms.cache import ResultCache
+from transforms.catalog import ModelCatalog
+from transforms.handlers import get_handler
+from transforms.handlers.base import Label, ModelHandler, ModelVersion
+from transforms.inference import infer_images, raw_output_bytes
+from transforms.intake import decode_image, sha256_hex
+from transforms.routing import VersionRouter
+from transforms.settings import Settings
+from transforms.store import NewRequest, Store
+from transforms.thresholds import apply_threshold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What one sync call answered."""
+
+    request_id: str
+    model_id: str
+    model_version: str
+    labels: list[Label]
+    threshold_applied: float
+    cache_hit: bool
+    image_hash: str
+
+
+class Recognizer:
+    """Runs one image through the model a caller asked for (the sync path of ARCHITECTURE.md)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        catalog: ModelCatalog,
+        router: VersionRouter,
+        cache: ResultCache,
+        backend: InferenceBackend,
+        blobs: BlobStore,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.router = router
+        self.cache = cache
+        self.backend = backend
+        self.blobs = blobs
+        self._handlers: dict[tuple[str, str], ModelHandler] = {}
+
+    def handler(self, model: ModelVersion) -> ModelHandler:
+        key = (model.model_id, model.version)
+        if key not in self._handlers:
+            self._handlers[key] = get_handler(model)
+        return self._handlers[key]
+
+    def recognize(
+        self,
+        caller_id: str,
+        model_id: str,
+        data: bytes,
+        confidence_threshold: float | None = None,
+        min_label_count: int | None = None,
+    ) -> Recognition:
+        """Recognise one image. Raises RecognitionError for bad input, InferenceUnavailable when the back end is down."""
+        version = self.router.resolve(model_id)  # chosen once, before the cache lookup
+        model = self.catalog.get(model_id, version)
+        image_hash = sha256_hex(data)
+        request_id = uuid.uuid4().hex
+        labels = self.cache.get(image_hash, model_id, version)
+        cache_hit = labels is not None
+        # A miss decodes before any row is written, so a bad image leaves no trace; a hit needs no decode.
+        image = None if cache_hit else decode_image(data, max_pixels=self.settings.max_pixels)
+        self.store.create_requests(
+            [NewRequest(request_id, caller_id, model_id, image_hash=image_hash, status="processing",
+                        confidence_threshold=confidence_threshold, min_label_count=min_label_count)]
+        )
+        raw_uri = None
+        if image is not None:
+            try:
+                prediction = infer_images(model, self.handler(model), self.backend, [image])[0]
+            except InferenceUnavailable as exc:
+                self.store.fail_request(request_id, "backend_unavailable", str(exc), image_hash)
+                raise
+            labels = prediction.labels
+            raw_uri = self.blobs.put(f"raw/{model_id}/{version}/{image_hash}.npz", raw_output_bytes(prediction))
+            self.cache.put(image_hash, model_id, version, labels)
+        threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
+        wanted = model.min_label_count if min_label_count is None else min_label_count
+        kept, applied = apply_threshold(labels, threshold, wanted)
+        self.store.complete_request(
+            request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, threshold_applied=applied
+        )
+        return Recognition(request_id, model_id, version, kept, applied, cache_hit, image_hash)

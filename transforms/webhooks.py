@@ -1,0 +1,102 @@
+"""Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from transforms.fetch import guarded_client
+from transforms.settings import Settings
+from transforms.store import BatchSummary, Store
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of the raw body>` with the caller's webhook secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def payload(summary: BatchSummary) -> dict[str, Any]:
+    """The webhook body: the batch summary (results are fetched from GET /v1/recognize/batch/{id})."""
+    return {
+        "event": "batch.completed",
+        "batch_id": summary.batch_id,
+        "status": summary.status,
+        "completed_count": summary.completed_count,
+        "failed_count": summary.failed_count,
+        "total_count": summary.total_count,
+        "completed_at": summary.completed_at.isoformat() if summary.completed_at else None,
+    }
+
+
+class WebhookDispatcher:
+    """Delivers due outbox rows; every attempt is recorded, failures back off 2, 4, 8 ... seconds."""
+
+    def __init__(self, settings: Settings, store: Store, base_delay_s: float = 2.0, max_delay_s: float = 600.0):
+        self.settings = settings
+        self.store = store
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self) -> int:
+        """Attempt every due webhook once; returns how many were delivered."""
+        delivered = 0
+        for row in self.store.due_webhooks():
+            delivered += self._attempt(row)
+        return delivered
+
+    def _attempt(self, row: dict[str, Any]) -> bool:
+        batch_id = row["batch_id"]
+        summary = self.store.batch_summary(batch_id)
+        secret = self.store.webhook_secret(row["caller_id"]) or ""
+        body = json.dumps(payload(summary), separators=(",", ":")).encode() if summary else b"{}"
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
+                   "X-Imgrec-Batch-Id": batch_id}
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            with guarded_client(self.settings) as client:
+                response = client.post(row["url"], content=body, headers=headers)
+            status_code = response.status_code
+            ok = 200 <= status_code < 300
+            if not ok:
+                error = f"HTTP {status_code}"
+        except (httpx.HTTPError, OSError, ValueError) as exc:  # includes the SSRF guard's refusal
+            ok, error = False, str(exc) or type(exc).__name__
+        attempts = row["attempts"] + 1
+        retry_in = None
+        if not ok and attempts < self.settings.webhook_max_attempts:
+            retry_in = timedelta(seconds=min(self.base_delay_s * 2 ** (attempts - 1), self.max_delay_s))
+        self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
+        if not ok:
+            log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
+        return ok
+
+    def start(self, interval_s: float = 1.0) -> None:
+        """Poll the outbox in a daemon thread until `stop`."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.deliver_due()
+                except Exception:  # the loop must outlive a database hiccup
+                    log.exception("webhook dispatch failed")
+
+        self._thread = threading.Thread(target=loop, name="webhook-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
