@@ -35,7 +35,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: InferenceUnavailable) -> JSONResponse:
         log.warning("inference back end unavailable: %s", exc)
         return error_response(
-            503, "inference_unavailable", "The inference server is unavailable; retry shortly.",
+            503,
+            "inference_unavailable",
+            "The inference server is unavailable; retry shortly.",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 

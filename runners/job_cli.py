@@ -1,7 +1,54 @@
-"""`imgrec job` commands."""
+"""`imgrec job` commands: the Flink batch job on the stack's session cluster."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from pipelines.job_spec import JobOptions
+from transforms.settings import get_settings
+
 job_app = typer.Typer(help="Submit, cancel and inspect the Flink batch job.", no_args_is_help=True)
+
+
+@job_app.command("submit")
+def submit(
+    fresh: Annotated[bool, typer.Option(help="Ignore retained checkpoints and savepoints (Kafka then resumes "
+                                        "at the consumer group's committed offsets).")] = False,
+    from_path: Annotated[Path | None, typer.Option("--from", help="Restore from this checkpoint/savepoint.")] = None,
+    preprocess_parallelism: Annotated[int, typer.Option(help="CPU preprocessing tasks.")] = (
+        JobOptions.preprocess_parallelism
+    ),
+    checkpoint_interval_ms: Annotated[int, typer.Option(help="Checkpoint interval (ms).")] = (
+        JobOptions.checkpoint_interval_ms
+    ),
+) -> None:
+    """Submit the job (resuming from the newest retained checkpoint); a running job is left as it is."""
+    from pipelines.submit import submit_job
+
+    options = JobOptions(preprocess_parallelism, checkpoint_interval_ms)
+    job_id = submit_job(get_settings(), restore_from=from_path, fresh=fresh, options=options)
+    typer.echo(job_id)
+
+
+@job_app.command("cancel")
+def cancel(savepoint: Annotated[bool, typer.Option(help="Stop with a savepoint, not a plain cancel.")] = False) -> None:
+    """Cancel the job; its checkpoints are retained, so `imgrec job submit` resumes where it stopped."""
+    from pipelines.submit import cancel_job
+
+    location = cancel_job(get_settings(), savepoint=savepoint)
+    typer.echo(location or "cancelled")
+
+
+@job_app.command("status")
+def status() -> None:
+    """The job's state, id, last checkpoint and web UI link, as JSON."""
+    from pipelines.submit import job_status
+
+    current = job_status(get_settings())
+    typer.echo(json.dumps(current.to_dict() if current else {"state": "NOT_SUBMITTED"}, indent=2))
+    if current is None or current.state != "RUNNING":
+        raise typer.Exit(1)

@@ -10,12 +10,12 @@ from transforms.backends import make_backend
 from transforms.backends.base import InferenceBackend
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue, make_batch_queue
 from transforms.batch_submission import BatchSubmitter
-from transforms.blobs import BlobStore
-from transforms.cache import ResultCache, make_cache
+from transforms.blobs import BlobStore, make_blob_store
+from transforms.cache import ResultCache, make_cache, redis_client
 from transforms.catalog import ModelCatalog
 from transforms.model_registry import load_registry
 from transforms.recognizer import Recognizer
-from transforms.routing import VersionRouter, make_router
+from transforms.routing import VersionRouter, make_router, route_from_versions
 from transforms.settings import Settings
 from transforms.store import Store
 from transforms.store.migrations import upgrade
@@ -45,7 +45,7 @@ class Services:
     def start(self) -> None:
         """Migrate, seed the registry, create the dev key where asked, and start background workers."""
         upgrade(self.settings.resolved_database_url)
-        self.store.seed_registry(load_registry(self.settings))
+        self.store.seed_registry(load_registry())
         if not self.settings.auth_enabled:
             log.warning("authentication is OFF (IMGREC_AUTH_ENABLED=false): every request runs as 'anonymous'")
         elif self.settings.database_url is None:
@@ -91,10 +91,11 @@ def build_services(settings: Settings) -> Services:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     store = Store.from_url(settings.resolved_database_url)
     catalog = ModelCatalog(store)
-    cache = make_cache(settings)
-    router = make_router(settings, catalog)
+    client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool for cache and router
+    cache = make_cache(settings, client)
+    router = make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client=client)
     backend = make_backend(settings)
-    blobs = BlobStore(settings.resolved_blob_root)
+    blobs = make_blob_store(settings)
     queue = make_batch_queue(settings)
     return Services(
         settings=settings,

@@ -14,8 +14,14 @@ from transforms.store import NewRequest, Store
 from transforms.store.migrations import upgrade
 
 MODEL = ModelVersion(
-    model_id="m", version="1", handler="classifier", artifact_uri="file:///x.onnx", framework="onnx",
-    input_shape=[3, 8, 8], default_confidence_threshold=0.3, min_label_count=1,
+    model_id="m",
+    version="1",
+    handler="classifier",
+    artifact_uri="file:///x.onnx",
+    framework="onnx",
+    input_shape=[3, 8, 8],
+    default_confidence_threshold=0.3,
+    min_label_count=1,
 )
 
 

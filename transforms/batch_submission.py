@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from transforms.batch_queue import BatchQueue, QueueUnavailable
 from transforms.blobs import BlobStore
 from transforms.catalog import ModelCatalog
 from transforms.errors import RecognitionError
+from transforms.fetch import parse_http_url
 from transforms.intake import check_size, decode_base64, sniff_image
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
@@ -65,7 +65,7 @@ class BatchSubmitter:
                 limit=self.settings.batch_max_items,
             )
         if callback_url is not None:
-            _check_http_url(callback_url, "callback_url")
+            parse_http_url(callback_url, "callback_url")
         batch_id = uuid.uuid4().hex
         submitted_at = datetime.now(UTC).isoformat()
         accepted: list[BatchItemMessage] = []
@@ -78,14 +78,21 @@ class BatchSubmitter:
                 continue
             accepted.append(
                 BatchItemMessage(
-                    request_id=uuid.uuid4().hex, batch_id=batch_id, item_index=index, caller_id=caller_id,
-                    model_id=item.model_id, image_uri=uri, confidence_threshold=item.confidence_threshold,
-                    min_label_count=item.min_label_count, submitted_at=submitted_at,
+                    request_id=uuid.uuid4().hex,
+                    batch_id=batch_id,
+                    item_index=index,
+                    caller_id=caller_id,
+                    model_id=item.model_id,
+                    image_uri=uri,
+                    confidence_threshold=item.confidence_threshold,
+                    min_label_count=item.min_label_count,
+                    submitted_at=submitted_at,
                 )
             )
         if not accepted:
-            raise RecognitionError("no_valid_items", "No item of the batch is valid.", http_status=422,
-                                   rejected=rejected)
+            raise RecognitionError(
+                "no_valid_items", "No item of the batch is valid.", http_status=422, rejected=rejected
+            )
         backlog = self.store.pending_backlog()
         self.store.create_batch(batch_id, caller_id, [_request(m) for m in accepted], callback_url, rejected)
         try:
@@ -104,26 +111,26 @@ class BatchSubmitter:
         if item.confidence_threshold is not None:
             validate_threshold(item.confidence_threshold)
         if (item.image_url is None) == (item.image_data is None):
-            raise RecognitionError("url_and_data" if item.image_url else "no_image",
-                                   "Give exactly one of image_url and image_data.")
+            raise RecognitionError(
+                "url_and_data" if item.image_url else "no_image", "Give exactly one of image_url and image_data."
+            )
         if item.image_url is not None:
-            _check_http_url(item.image_url, "image_url")
+            parse_http_url(item.image_url)
             return item.image_url
         data = decode_base64(item.image_data or "")
         check_size(data, self.settings.batch_max_bytes)
-        sniff_image(data)
+        sniff_image(data, max_pixels=self.settings.max_pixels)
         return self.blobs.put(f"inputs/{batch_id}/{index}", data)
-
-
-def _check_http_url(url: str, field: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RecognitionError("bad_url", f"{field} must be an absolute http(s) URL.")
 
 
 def _request(m: BatchItemMessage) -> NewRequest:
     return NewRequest(
-        request_id=m.request_id, caller_id=m.caller_id, model_id=m.model_id, image_uri=m.image_uri,
-        batch_id=m.batch_id, item_index=m.item_index, confidence_threshold=m.confidence_threshold,
+        request_id=m.request_id,
+        caller_id=m.caller_id,
+        model_id=m.model_id,
+        image_uri=m.image_uri,
+        batch_id=m.batch_id,
+        item_index=m.item_index,
+        confidence_threshold=m.confidence_threshold,
         min_label_count=m.min_label_count,
     )

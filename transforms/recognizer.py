@@ -71,7 +71,7 @@ class Recognizer:
         confidence_threshold: float | None = None,
         min_label_count: int | None = None,
     ) -> Recognition:
-        """Recognise one image. Raises RecognitionError for bad input, InferenceUnavailable when the back end is down."""
+        """Recognise one image; RecognitionError for bad input, InferenceUnavailable when the back end is down."""
         version = self.router.resolve(model_id)  # chosen once, before the cache lookup
         model = self.catalog.get(model_id, version)
         image_hash = sha256_hex(data)
@@ -81,8 +81,17 @@ class Recognizer:
         # A miss decodes before any row is written, so a bad image leaves no trace; a hit needs no decode.
         image = None if cache_hit else decode_image(data, max_pixels=self.settings.max_pixels)
         self.store.create_requests(
-            [NewRequest(request_id, caller_id, model_id, image_hash=image_hash, status="processing",
-                        confidence_threshold=confidence_threshold, min_label_count=min_label_count)]
+            [
+                NewRequest(
+                    request_id,
+                    caller_id,
+                    model_id,
+                    image_hash=image_hash,
+                    status="processing",
+                    confidence_threshold=confidence_threshold,
+                    min_label_count=min_label_count,
+                )
+            ]
         )
         raw_uri = None
         if image is not None:

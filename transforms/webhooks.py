@@ -61,8 +61,11 @@ class WebhookDispatcher:
         summary = self.store.batch_summary(batch_id)
         secret = self.store.webhook_secret(row["caller_id"]) or ""
         body = json.dumps(payload(summary), separators=(",", ":")).encode() if summary else b"{}"
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body),
-                   "X-Imgrec-Batch-Id": batch_id}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(secret, body),
+            "X-Imgrec-Batch-Id": batch_id,
+        }
         status_code: int | None = None
         error: str | None = None
         try:

@@ -25,8 +25,13 @@ router = APIRouter(tags=["batch"])
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 503)}
 
 
-@router.post("/v1/recognize/batch", response_model=BatchAccepted, status_code=202, responses=ERRORS,
-             summary="Submit a batch of images for asynchronous recognition")
+@router.post(
+    "/v1/recognize/batch",
+    response_model=BatchAccepted,
+    status_code=202,
+    responses=ERRORS,
+    summary="Submit a batch of images for asynchronous recognition",
+)
 async def submit_batch(
     body: BatchRequest, request: Request, caller: Annotated[str, Depends(caller_id)]
 ) -> BatchAccepted:
@@ -42,8 +47,12 @@ async def submit_batch(
     )
 
 
-@router.get("/v1/recognize/batch/{batch_id}", response_model=BatchStatus, responses=ERRORS,
-            summary="Progress and results of a batch")
+@router.get(
+    "/v1/recognize/batch/{batch_id}",
+    response_model=BatchStatus,
+    responses=ERRORS,
+    summary="Progress and results of a batch",
+)
 def batch_status(
     batch_id: str,
     request: Request,
@@ -64,17 +73,27 @@ def batch_status(
         if offset + len(rows) < summary.total_count:
             next_offset = offset + len(rows)
     return BatchStatus(
-        batch_id=batch_id, status=status, completed_count=summary.completed_count,
-        failed_count=summary.failed_count, total_count=summary.total_count,
-        rejected=[RejectedItem(**r) for r in summary.rejected], results=results, next_offset=next_offset,
+        batch_id=batch_id,
+        status=status,
+        completed_count=summary.completed_count,
+        failed_count=summary.failed_count,
+        total_count=summary.total_count,
+        rejected=[RejectedItem(**r) for r in summary.rejected],
+        results=results,
+        next_offset=next_offset,
     )
 
 
 def _item(row: dict) -> BatchItemResult:
     error = ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
     return BatchItemResult(
-        request_id=row["request_id"], index=row["item_index"], status=row["status"], model_id=row["model_id"],
+        request_id=row["request_id"],
+        index=row["item_index"],
+        status=row["status"],
+        model_id=row["model_id"],
         model_version=row["model_version"],
         labels=[LabelOut(**lbl) for lbl in row["labels"]] if row["labels"] is not None else None,
-        cache_hit=row["cache_hit"], threshold_applied=row["threshold_applied"], error=error,
+        cache_hit=row["cache_hit"],
+        threshold_applied=row["threshold_applied"],
+        error=error,
     )

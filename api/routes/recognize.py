@@ -48,8 +48,9 @@ async def _parse(request: Request, max_bytes: int) -> tuple[RecognizeRequest, by
     length = request.headers.get("content-length")
     # base64 inflates by 4/3; allow that plus room for the other fields before reading anything.
     if length and length.isdigit() and int(length) > max_bytes * 4 // 3 + 64 * 1024:
-        raise RecognitionError("image_too_large", f"The request body is over the sync limit. {BATCH_HINT}",
-                               limit_bytes=max_bytes)
+        raise RecognitionError(
+            "image_too_large", f"The request body is over the sync limit. {BATCH_HINT}", limit_bytes=max_bytes
+        )
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=len(MULTIPART_FIELDS))

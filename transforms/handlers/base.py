@@ -8,13 +8,21 @@ registry row (`models/registry.json`).
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 from PIL import Image
+
+from transforms.settings import get_settings
+
+MODEL_STORE_SCHEME = "model-store"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,15 @@ class ModelVersion:
         """Model name in the Triton repository (Triton versions are integers; ours are strings)."""
         return f"{self.model_id}"
 
+    def artifact_path(self, model_store: Path) -> Path:
+        """Local path of the ONNX artifact: `model-store://<rel>` lives in the model store, `file://` anywhere."""
+        uri = urlparse(self.artifact_uri)
+        if uri.scheme == MODEL_STORE_SCHEME:
+            return model_store / (uri.netloc + unquote(uri.path))
+        if uri.scheme == "file":
+            return Path(unquote(uri.path))
+        raise ValueError(f"{self.model_id} v{self.version}: cannot open artifact {self.artifact_uri!r} locally")
+
 
 @dataclass
 class PreprocessMeta:
@@ -83,8 +100,15 @@ class ModelHandler(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, model: ModelVersion) -> None:
+    def __init__(self, model: ModelVersion, model_store: Path | None = None) -> None:
         self.model = model
+        self._model_store = model_store
+
+    @cached_property
+    def labels(self) -> list[str]:
+        """Class names, index-aligned with the model's scores (`labels.json` beside the artifact)."""
+        store = self._model_store or get_settings().resolved_model_store
+        return json.loads(self.model.artifact_path(store).with_name("labels.json").read_text())
 
     @property
     @abstractmethod

@@ -390,8 +390,9 @@ class Store:
         since = now() - timedelta(seconds=window_s)
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(func.count(), func.min(r.c.completed_at)).where(r.c.completed_at >= since,
-                                                                       r.c.batch_id.is_not(None))
+                select(func.count(), func.min(r.c.completed_at)).where(
+                    r.c.completed_at >= since, r.c.batch_id.is_not(None)
+                )
             ).one()
         count, first = row
         if not count or first is None:

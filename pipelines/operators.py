@@ -1,0 +1,150 @@
+"""Flink operators of the batch job: thin adapters around `transforms.batch_steps`.
+
+Each operator builds its own ports (store, cache, back end, ...) from the job's settings in `open`, because
+functions are pickled to the TaskManager and connections cannot travel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyflink.common import Types
+from pyflink.datastream import OutputTag
+from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+from transforms.batch_steps import (
+    BadMessage,
+    BatchSteps,
+    FetchedItem,
+    Outcome,
+    PreparedItem,
+    dead_letter,
+    parse_message,
+)
+from transforms.errors import RecognitionError
+from transforms.settings import Settings
+
+DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
+CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
+# An event-time timer this late fires only on the final watermark, i.e. at the end of a bounded input; it
+# flushes buffers that processing-time timers would leave behind there (see ENVIRONMENT.md).
+END_OF_INPUT = 2**62
+
+
+class _StepsMixin:
+    """Builds the batch steps from the job's settings when the operator opens."""
+
+    steps: BatchSteps
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._settings = settings
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.steps = BatchSteps.from_settings(Settings(**self._settings))
+
+    def close(self) -> None:
+        steps = getattr(self, "steps", None)
+        if steps is not None:
+            steps.close()
+
+
+class ParseAndAdmit(_StepsMixin, ProcessFunction):
+    """Parse and validate one message; bad ones go to the dead-letter output with the reason."""
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context):
+        try:
+            msg = parse_message(value)
+        except BadMessage as exc:
+            yield DEAD_LETTERS, dead_letter(value, exc.reason)
+            return
+        self.steps.admit(msg)
+        yield msg
+
+
+class FetchAndRoute(_StepsMixin, ProcessFunction):
+    """Choose the model version (once, here), read the image and hash it; failures fail the item."""
+
+    def process_element(self, value, ctx: ProcessFunction.Context):
+        try:
+            yield self.steps.fetch(value)
+        except RecognitionError as exc:
+            self.steps.fail(value, exc)
+
+
+class CacheLookup(_StepsMixin, KeyedProcessFunction):
+    """Keyed by (image_hash, model_id, version): hits leave by the side output, misses go on."""
+
+    def process_element(self, value: FetchedItem, ctx: KeyedProcessFunction.Context):
+        hit = self.steps.lookup(value)
+        if hit is not None:
+            yield CACHE_HITS, hit
+        else:
+            yield value
+
+
+class Preprocess(_StepsMixin, ProcessFunction):
+    """CPU decode + preprocessing into the model's input tensor; undecodable images fail the item."""
+
+    def process_element(self, value: FetchedItem, ctx: ProcessFunction.Context):
+        try:
+            yield self.steps.preprocess(value)
+        except RecognitionError as exc:
+            self.steps.fail(value.msg, exc, value.image_hash)
+
+
+class MicroBatch(KeyedProcessFunction):
+    """Collects the elements of one key into lists of at most `size`, emitted at the latest `max_wait_ms` after
+    the first one arrived, and at the end of a bounded input. The buffer is keyed state, so it is checkpointed.
+    """
+
+    def __init__(self, size: int, max_wait_ms: int) -> None:
+        self.size = max(1, size)
+        self.max_wait_ms = max(1, max_wait_ms)
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.buffer = runtime_context.get_list_state(ListStateDescriptor("buffer", Types.PICKLED_BYTE_ARRAY()))
+        self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.INT()))
+        self.deadline = runtime_context.get_state(ValueStateDescriptor("deadline", Types.LONG()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
+        self.buffer.add(value)
+        count = (self.count.value() or 0) + 1
+        if count >= self.size:
+            deadline = self.deadline.value()
+            if deadline is not None:
+                ctx.timer_service().delete_processing_time_timer(deadline)
+            yield from self._flush()
+            return
+        self.count.update(count)
+        if count == 1:
+            deadline = ctx.timer_service().current_processing_time() + self.max_wait_ms
+            self.deadline.update(deadline)
+            ctx.timer_service().register_processing_time_timer(deadline)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        yield from self._flush()
+
+    def _flush(self):
+        items = list(self.buffer.get() or [])
+        self.buffer.clear()
+        self.count.clear()
+        self.deadline.clear()
+        if items:
+            yield items
+
+
+class Infer(_StepsMixin, ProcessFunction):
+    """One batched inference request per micro-batch, then postprocessing (labels stay unthresholded)."""
+
+    def process_element(self, value: list[PreparedItem], ctx: ProcessFunction.Context):
+        yield self.steps.infer(value)
+
+
+class StoreResults(_StepsMixin, ProcessFunction):
+    """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress)."""
+
+    def process_element(self, value: list[Outcome], ctx: ProcessFunction.Context):
+        self.steps.finish(value)
+        yield len(value)

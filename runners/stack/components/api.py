@@ -1,0 +1,33 @@
+"""The API (`imgrec serve`) as a process configured to use every service of the stack."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from runners.stack.components.base import Component, quietly
+
+
+class Api(Component):
+    """uvicorn serving the FastAPI app, with IMGREC_* pointing at the stack."""
+
+    name = "api"
+
+    @property
+    def url(self) -> str:
+        return self.settings.api_url
+
+    def command(self) -> list[str]:
+        s = self.settings
+        return [sys.executable, "-m", "runners.cli", "serve", "--host", s.host, "--port", str(s.api_port)]
+
+    def env(self) -> dict[str, str]:
+        app = self.app_settings
+        return super().env() | self.settings.service_env() | {
+            "IMGREC_VAR_DIR": str(app.var_dir),
+            "IMGREC_MODEL_STORE": str(app.resolved_model_store),
+        }
+
+    def healthy(self) -> bool:
+        return quietly(lambda: httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200)

@@ -1,0 +1,179 @@
+"""One service of the local stack: prepare, spawn, wait until ready, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runners.stack.process import PidFile, spawn, stop_group
+from runners.stack.settings import StackSettings
+from transforms.settings import REPO_ROOT, Settings
+
+VENV_BIN = Path(sys.executable).parent
+
+
+class ComponentError(RuntimeError):
+    """A component failed to start; the message names it and its log file."""
+
+    def __init__(self, component: Component, reason: str) -> None:
+        tail = component.log_tail(15)
+        super().__init__(
+            f"{component.name}: {reason}. Log: {component.log_path}" + (f"\n--- last lines ---\n{tail}" if tail else "")
+        )
+
+
+class Component(ABC):
+    """A service started as its own process group, with a pid file and a log under the stack root."""
+
+    name: ClassVar[str]
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+
+    def __init__(self, settings: StackSettings, app_settings: Settings | None = None) -> None:
+        self.settings = settings
+        self.app_settings = app_settings or Settings()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # --- what a concrete service says ---
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where clients reach it."""
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The foreground command line of the service."""
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """A quick readiness probe that never raises."""
+
+    def prepare(self) -> None:
+        """Optional hook: set-up before each start (data dirs, config files); idempotent."""
+        return
+
+    def after_ready(self) -> None:
+        """Optional hook: set-up that needs the running service (databases, topics); idempotent."""
+        return
+
+    def after_stop(self) -> None:
+        """Optional hook: clean-up once every process of the service has exited."""
+        return
+
+    def env(self) -> dict[str, str]:
+        """Environment of the service process."""
+        return dict(os.environ)
+
+    def run_as(self) -> str | None:
+        """OS user to run as (None: the current one)."""
+        return None
+
+    # --- shared mechanics ---
+    @property
+    def dir(self) -> Path:
+        """This component's own directory under the stack root."""
+        return self.settings.root / self.name
+
+    @property
+    def log_path(self) -> Path:
+        """Its log file."""
+        return self.settings.log_dir / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> PidFile:
+        """Its pid file."""
+        return PidFile(self.settings.run_dir / f"{self.name}.pid")
+
+    def pid(self) -> int | None:
+        """The pid of the running service started by the stack, if any."""
+        return self.pid_file.alive()
+
+    def spawn(self) -> bool:
+        """Start the process unless it already runs; True when a new process was started."""
+        if self.pid() is not None:
+            return False
+        self.pid_file.remove()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.prepare()
+        except ComponentError:
+            raise
+        except Exception as exc:
+            raise ComponentError(self, f"set-up failed: {exc}") from exc
+        self._process = spawn(self.command(), self.log_path, self.env(), cwd=REPO_ROOT, user=self.run_as())
+        self.pid_file.write(self._process.pid)
+        return True
+
+    def check_ready(self, deadline: float) -> bool:
+        """One readiness probe; raise ComponentError naming the log if the process died or time is up."""
+        # Liveness first: a foreign server on the same port must not pass for ours.
+        if self.pid() is None:
+            code = self._process.poll() if self._process else None
+            self.pid_file.remove()
+            raise ComponentError(self, f"process exited during start-up (exit code {code})")
+        if self.healthy():
+            return True
+        if time.monotonic() > deadline:
+            raise ComponentError(self, f"not ready after {self.settings.start_timeout_s:.0f} s")
+        return False
+
+    def wait_ready(self) -> None:
+        """Block until healthy; raise ComponentError naming the log on exit or timeout."""
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while not self.check_ready(deadline):
+            time.sleep(0.25)
+
+    def start(self) -> None:
+        """Spawn, wait until ready, then finish set-up."""
+        self.spawn()
+        self.wait_ready()
+        self.after_ready()
+
+    def stop(self) -> bool:
+        """Stop the process group it started; True if something was running."""
+        pid = self.pid()
+        if pid is not None:
+            stop_group(pid, self.stop_signal, self.settings.stop_timeout_s)
+        self.pid_file.remove()
+        self._process = None
+        self.after_stop()
+        return pid is not None
+
+    def status(self) -> dict[str, Any]:
+        """One row of `imgrec stack status --json`."""
+        pid = self.pid()
+        return {"name": self.name, "pid": pid, "url": self.url, "healthy": pid is not None and self.healthy()}
+
+    def log_tail(self, lines: int) -> str:
+        """The last lines of its log."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 64 * 1024))
+                return b"\n".join(log.read().splitlines()[-lines:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections there (a cheap check before a slow client probe)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def quietly(probe: Callable[[], bool]) -> bool:
+    """Run a readiness probe; any exception means not ready yet."""
+    try:
+        return probe()
+    except Exception:
+        return False

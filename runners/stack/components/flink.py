@@ -1,0 +1,129 @@
+"""Apache Flink: a standalone session cluster (JobManager + TaskManager) from the pyflink wheel's scripts."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from runners.stack.components.base import VENV_BIN, Component, quietly
+from transforms.settings import REPO_ROOT
+
+
+def flink_home() -> Path:
+    """FLINK_HOME of the installed apache-flink wheel (found without importing pyflink)."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("apache-flink (pyflink) is not installed in this environment")
+    return Path(spec.origin).parent
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+class FlinkProcess(Component):
+    """One Flink daemon in the foreground; both share a config dir under <root>/flink."""
+
+    script: str
+
+    @property
+    def flink_dir(self) -> Path:
+        return self.settings.root / "flink"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.flink_dir / "conf"
+
+    @property
+    def url(self) -> str:
+        return self.settings.flink_rest_url
+
+    def config(self) -> dict[str, Any]:
+        """The wheel's default config.yaml (it holds the JVM --add-opens flags) with the stack's values."""
+        s = self.settings
+        defaults = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text()) or {}
+        python = str(VENV_BIN / "python")
+        return _flatten(defaults) | {
+            "jobmanager.rpc.address": s.host,
+            "jobmanager.rpc.port": s.flink_rpc_port,
+            "jobmanager.bind-host": s.host,
+            "jobmanager.memory.process.size": s.flink_jobmanager_memory,
+            "taskmanager.bind-host": s.host,
+            "taskmanager.host": s.host,
+            "taskmanager.memory.process.size": s.flink_taskmanager_memory,
+            "taskmanager.numberOfTaskSlots": s.flink_slots,
+            "rest.address": s.host,
+            "rest.bind-address": s.host,
+            "rest.port": s.flink_rest_port,
+            "io.tmp.dirs": str(self.flink_dir / "tmp"),
+            "execution.checkpointing.dir": (self.flink_dir / "checkpoints").as_uri(),
+            "execution.checkpointing.savepoint-dir": (self.flink_dir / "savepoints").as_uri(),
+            # Python UDF workers use the venv's interpreter, whichever execution mode a job picks.
+            "python.executable": python,
+            "python.client.executable": python,
+        }
+
+    def prepare(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.flink_dir / "tmp").mkdir(exist_ok=True)
+        for name in ("log4j-console.properties", "logback-console.xml"):
+            (self.conf_dir / name).write_bytes((flink_home() / "conf" / name).read_bytes())
+        (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=True))
+
+    def command(self) -> list[str]:
+        return ["bash", str(flink_home() / "bin" / self.script), "start-foreground"]
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.update(
+            FLINK_CONF_DIR=str(self.conf_dir),
+            FLINK_LOG_DIR=str(self.flink_dir / "log"),
+            FLINK_PID_DIR=str(self.flink_dir / "run"),
+            PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")]),
+        )
+        env.pop("FLINK_HOME", None)
+        return env
+
+    def overview(self) -> dict[str, Any]:
+        """GET /overview of the cluster's REST API."""
+        response = httpx.get(f"{self.settings.flink_rest_url}/overview", timeout=2.0)
+        response.raise_for_status()
+        return response.json()
+
+
+class FlinkJobManager(FlinkProcess):
+    """The JobManager: REST API, web UI and job scheduling."""
+
+    name = "flink-jobmanager"
+    script = "jobmanager.sh"
+
+    def healthy(self) -> bool:
+        return quietly(lambda: "flink-version" in self.overview())
+
+
+class FlinkTaskManager(FlinkProcess):
+    """The TaskManager: runs the job's operators, Python ones included."""
+
+    name = "flink-taskmanager"
+    script = "taskmanager.sh"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        # Thread-mode Python operators run inside this JVM and import the project and the venv from here.
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), sysconfig.get_paths()["purelib"]])
+        return env
+
+    def healthy(self) -> bool:
+        return quietly(lambda: self.overview()["taskmanagers"] >= 1)

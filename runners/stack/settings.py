@@ -1,0 +1,140 @@
+"""Settings of the local stack of real services; every field is an `IMGREC_STACK_*` environment variable.
+
+Default ports sit away from each service's usual one so the stack never collides with a system-wide
+PostgreSQL, Redis or Kafka on the same machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from transforms.settings import REPO_ROOT, Settings
+
+
+class StackSettings(BaseSettings):
+    """Where the stack lives, its ports and its readiness timeouts."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGREC_STACK_", env_file=".env", extra="ignore")
+
+    root: Path = Field(REPO_ROOT / "var" / "stack", description="Data, logs, configs and pid files.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "imgrec", description="Downloaded jars (outside the work tree, survives clean)."
+    )
+    host: str = Field("127.0.0.1", description="Address every service binds to.")
+
+    postgres_port: int = Field(15432, description="PostgreSQL port.")
+    postgres_user: str = Field("postgres", description="Database superuser (trust auth on loopback).")
+    postgres_db: str = Field("imgrec", description="Database created for the service.")
+    postgres_os_user: str = Field(
+        "postgres", description="Unprivileged OS user that runs PostgreSQL when the stack is started as root."
+    )
+    postgres_bin_dir: Path | None = Field(None, description="PostgreSQL binaries (default: newest in /usr/lib).")
+    postgres_fsync: bool = Field(False, description="fsync on (off: faster local instance, not crash-safe).")
+
+    redis_port: int = Field(16379, description="Redis port.")
+    redis_aof: bool = Field(False, description="Turn on Redis AOF persistence (off: pure cache).")
+
+    kafka_version: str = Field("4.1.1", description="Apache Kafka broker version resolved from Maven Central.")
+    kafka_port: int = Field(19092, description="Kafka broker (client) port.")
+    kafka_controller_port: int = Field(19093, description="Kafka KRaft controller port.")
+    kafka_heap: str = Field("512m", description="Kafka JVM heap (-Xmx).")
+
+    triton_http_port: int = Field(18000, description="Triton HTTP port.")
+    triton_grpc_port: int = Field(18001, description="Triton gRPC port (IMGREC_TRITON_URL).")
+    triton_metrics_port: int = Field(18002, description="Triton Prometheus metrics port.")
+    triton_exit_timeout_s: int = Field(3, description="Triton --exit-timeout-secs (stop does not hang on clients).")
+    triton_repository: Path | None = Field(
+        None, description="Model repository to serve (default: generated from the registry under root)."
+    )
+
+    flink_rest_port: int = Field(18081, description="Flink REST API and web UI port.")
+    flink_rpc_port: int = Field(16123, description="Flink JobManager RPC port.")
+    flink_slots: int = Field(2, description="Task slots of the TaskManager.")
+    flink_jobmanager_memory: str = Field("1024m", description="JobManager process memory.")
+    flink_taskmanager_memory: str = Field("2048m", description="TaskManager process memory.")
+
+    api_port: int = Field(18080, description="Port of the API started by the stack.")
+    submit_job: bool = Field(True, description="Submit the batch job to Flink during `stack up`.")
+
+    start_timeout_s: float = Field(120.0, description="Longest wait for one component to become ready.")
+    stop_timeout_s: float = Field(30.0, description="Longest wait for one component to stop before SIGKILL.")
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files."""
+        return self.root / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        """One log file per component."""
+        return self.root / "logs"
+
+    @property
+    def kafka_jars_dir(self) -> Path:
+        """The broker's jars for the configured version."""
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "jars"
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the stack's database."""
+        return f"postgresql+psycopg://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def redis_url(self) -> str:
+        """Redis URL."""
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Kafka bootstrap servers."""
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def triton_url(self) -> str:
+        """Triton gRPC endpoint, host:port."""
+        return f"{self.host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        """Triton HTTP endpoint."""
+        return f"http://{self.host}:{self.triton_http_port}"
+
+    @property
+    def triton_metrics_url(self) -> str:
+        """Triton Prometheus metrics."""
+        return f"http://{self.host}:{self.triton_metrics_port}/metrics"
+
+    @property
+    def flink_rest_url(self) -> str:
+        """Flink REST API and web UI."""
+        return f"http://{self.host}:{self.flink_rest_port}"
+
+    @property
+    def api_url(self) -> str:
+        """The API started by the stack."""
+        return f"http://{self.host}:{self.api_port}"
+
+    def service_env(self) -> dict[str, str]:
+        """The `IMGREC_*` settings that point the service, the CLI or a client at this stack."""
+        return {
+            "IMGREC_DATABASE_URL": self.database_url,
+            "IMGREC_REDIS_URL": self.redis_url,
+            "IMGREC_TRITON_URL": self.triton_url,
+            "IMGREC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "IMGREC_FLINK_REST_URL": self.flink_rest_url,
+        }
+
+    def service_settings(self, base: Settings) -> Settings:
+        """`base` with every port pointed at this stack."""
+        return base.model_copy(
+            update={
+                "database_url": self.database_url,
+                "redis_url": self.redis_url,
+                "triton_url": self.triton_url,
+                "kafka_bootstrap": self.kafka_bootstrap,
+                "flink_rest_url": self.flink_rest_url,
+            }
+        )

@@ -1,0 +1,99 @@
+"""The local stack: its components in start order, started side by side and stopped in reverse."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from runners.stack.components.api import Api
+from runners.stack.components.base import Component
+from runners.stack.components.flink import FlinkJobManager, FlinkTaskManager
+from runners.stack.components.kafka import Kafka
+from runners.stack.components.postgres import Postgres
+from runners.stack.components.redis import Redis
+from runners.stack.components.triton import Triton
+from runners.stack.settings import StackSettings
+from transforms.settings import Settings
+
+COMPONENT_TYPES: tuple[type[Component], ...] = (
+    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, Api,
+)
+# Everything the API and the batch job depend on; the API starts once these are ready.
+SERVICES = tuple(kind.name for kind in COMPONENT_TYPES if kind is not Api)
+
+
+class Stack:
+    """Every component of the stack, by name, in start order."""
+
+    def __init__(self, settings: StackSettings | None = None, app_settings: Settings | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.app_settings = self.settings.service_settings(app_settings or Settings())
+        self.components: dict[str, Component] = {
+            kind.name: kind(self.settings, self.app_settings) for kind in COMPONENT_TYPES
+        }
+        self.notes: list[str] = []
+
+    def __getitem__(self, name: str) -> Component:
+        try:
+            return self.components[name]
+        except KeyError:
+            raise KeyError(f"unknown component {name!r}; known: {', '.join(self.components)}") from None
+
+    def start(self, names: Iterable[str]) -> dict[str, float]:
+        """Start the named components side by side; seconds from set-up to ready of each one started."""
+        wanted = set(names)
+        unknown = wanted - set(self.components)
+        if unknown:
+            raise KeyError(f"unknown components {sorted(unknown)}; known: {', '.join(self.components)}")
+        chosen = [component for name, component in self.components.items() if name in wanted]
+        began: dict[str, float] = {}
+        for component in chosen:
+            began_at = time.monotonic()
+            if component.spawn():
+                began[component.name] = began_at
+        # Probe all of them in turn, so each one's time is its own and not its predecessors' too.
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        timings: dict[str, float] = {}
+        pending = list(chosen)
+        while pending:
+            for component in [c for c in pending if c.check_ready(deadline)]:
+                pending.remove(component)
+                if component.name in began:
+                    timings[component.name] = time.monotonic() - began[component.name]
+            if pending:
+                time.sleep(0.25)
+        for component in chosen:
+            component.after_ready()
+        return timings
+
+    def submit_job(self) -> str | None:
+        """Submit the batch job to the Flink cluster (a running one is kept); None while none exists yet."""
+        if importlib.util.find_spec("pipelines.submit") is None:
+            return None
+        from pipelines.submit import submit_job
+
+        return submit_job(self.app_settings)
+
+    def up(self) -> dict[str, float]:
+        """Start everything: the services, then the batch job, then the API; seconds taken by each."""
+        timings = self.start(SERVICES)
+        if self.settings.submit_job:
+            began = time.monotonic()
+            try:
+                if self.submit_job() is not None:
+                    timings["flink-job"] = time.monotonic() - began
+            except Exception as exc:
+                # The services still come up; the job can be submitted later with the `imgrec job` commands.
+                self.notes.append(f"batch job not submitted: {exc}")
+        return timings | self.start([Api.name])
+
+    def stop(self, names: Iterable[str] | None = None) -> list[str]:
+        """Stop the named components (all by default) in reverse order; the names that were running."""
+        wanted = set(names) if names is not None else set(self.components)
+        return [c.name for c in reversed(self.components.values()) if c.name in wanted and c.stop()]
+
+    def status(self) -> list[dict[str, Any]]:
+        """One object per component: name, pid, url, healthy."""
+        return [component.status() for component in self.components.values()]

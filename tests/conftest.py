@@ -1,0 +1,170 @@
+"""Session fixtures that start the real services a test needs, lazily, on free ports.
+
+A test that asks for `redis_url` waits only for Redis. Everything started here runs under a temporary
+stack root and is stopped at the end of the session. With IMGREC_STACK_REUSE=1 the fixtures use the
+stack already running from `imgrec stack up` (IMGREC_STACK_* settings) and start nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runners.stack.settings import StackSettings
+from runners.stack.stack import SERVICES, Stack
+from transforms.settings import Settings
+
+PORT_FIELDS = (
+    "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "triton_http_port",
+    "triton_grpc_port", "triton_metrics_port", "flink_rest_port", "flink_rpc_port", "api_port",
+)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel reports free right now (held open together so they are distinct)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# Until the model zoo generates the real repository, Triton serves a tiny Python-backend model instead.
+HAS_MODEL_REPOSITORY = importlib.util.find_spec("runners.triton_repository") is not None
+PROBE_CONFIG = """name: "stack_probe"
+backend: "python"
+max_batch_size: 8
+input [{ name: "INPUT0", data_type: TYPE_FP32, dims: [ 4 ] }]
+output [{ name: "OUTPUT0", data_type: TYPE_FP32, dims: [ 4 ] }]
+instance_group [{ kind: KIND_CPU, count: 1 }]
+"""
+PROBE_MODEL = """import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [
+            pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * 2)]
+            )
+            for r in requests
+        ]
+"""
+
+
+def write_probe_repository(dest: Path) -> Path:
+    """A repository with one model that doubles its input."""
+    (dest / "stack_probe" / "1").mkdir(parents=True)
+    (dest / "stack_probe" / "config.pbtxt").write_text(PROBE_CONFIG)
+    (dest / "stack_probe" / "1" / "model.py").write_text(PROBE_MODEL)
+    return dest
+
+
+class TestStack:
+    """Starts components on first use and remembers what it started, to stop exactly that."""
+
+    __test__ = False
+
+    def __init__(self, stack: Stack, reuse: bool) -> None:
+        self.stack = stack
+        self.reuse = reuse
+        self.started: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def ensure(self, *names: str) -> StackSettings:
+        """Make sure the named components run (starting those that do not), then return the settings."""
+        missing = [name for name in names if name not in self.started]
+        if missing:
+            if self.reuse:
+                unhealthy = [n for n in missing if not self.stack[n].healthy()]
+                if unhealthy:
+                    pytest.fail(f"IMGREC_STACK_REUSE=1 but not running: {unhealthy}; run `imgrec stack up`")
+                self.started.extend(missing)
+            else:
+                # Recorded first, so a component that fails half-way is still stopped at the end.
+                self.started.extend(missing)
+                self.timings.update(self.stack.start(missing))
+        return self.stack.settings
+
+    def close(self) -> None:
+        """Stop what this session started."""
+        if not self.reuse:
+            self.stack.stop(self.started)
+
+
+@pytest.fixture(scope="session")
+def test_stack() -> Iterator[TestStack]:
+    """The session's stack: a fresh one on free ports under a temporary root, or the running one."""
+    if os.environ.get("IMGREC_STACK_REUSE") == "1":
+        stack_env = TestStack(Stack(StackSettings()), reuse=True)
+        yield stack_env
+        return
+    root = Path(tempfile.mkdtemp(prefix="imgrec-stack-"))
+    # PostgreSQL runs as an unprivileged user when tests run as root; it must traverse the root.
+    root.chmod(0o755)
+    settings = StackSettings(
+        root=root,
+        triton_repository=None if HAS_MODEL_REPOSITORY else write_probe_repository(root / "probe-models"),
+        **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)),
+    )
+    base = Settings()
+    app_settings = base.model_copy(update={"var_dir": root / "var", "model_store": base.resolved_model_store})
+    stack_env = TestStack(Stack(settings, app_settings), reuse=False)
+    try:
+        yield stack_env
+    finally:
+        stack_env.close()
+        if stack_env.timings:
+            print("\nstack start-up seconds:", {k: round(v, 1) for k, v in stack_env.timings.items()})
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(test_stack: TestStack) -> str:
+    """SQLAlchemy URL (postgresql+psycopg://...) of a real PostgreSQL with the schema migrated."""
+    return test_stack.ensure("postgres").database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(test_stack: TestStack) -> str:
+    """redis:// URL of a real Redis."""
+    return test_stack.ensure("redis").redis_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_stack: TestStack) -> str:
+    """Bootstrap servers of a real Kafka broker with the batch and dead-letter topics created."""
+    return test_stack.ensure("kafka").kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def triton_url(test_stack: TestStack) -> str:
+    """gRPC host:port of a real Triton server serving the project's model repository."""
+    return test_stack.ensure("triton").triton_url
+
+
+@pytest.fixture(scope="session")
+def flink_rest_url(test_stack: TestStack) -> str:
+    """REST URL of a real Flink session cluster (JobManager + one TaskManager)."""
+    return test_stack.ensure("flink-jobmanager", "flink-taskmanager").flink_rest_url
+
+
+@pytest.fixture(scope="session")
+def stack_settings(test_stack: TestStack) -> Settings:
+    """Service settings pointing at every real service (started side by side on first use).
+
+    Unless reusing a stack, `var_dir` is the test stack's own, so blobs and Flink checkpoints never mix
+    with a developer's; the model store stays the built one.
+    """
+    test_stack.ensure(*SERVICES)
+    return test_stack.stack.app_settings

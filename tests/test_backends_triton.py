@@ -1,0 +1,72 @@
+"""Triton back end against a real tritonserver serving the repository generated from the registry."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.test_models_golden import PHOTOS, ZOO, photo, predict
+from transforms.backends.base import InferenceUnavailable
+from transforms.backends.onnxruntime import OnnxRuntimeBackend
+from transforms.backends.triton import TritonBackend
+from transforms.model_registry import find
+from transforms.settings import get_settings
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def triton(triton_url: str) -> Iterator[TritonBackend]:
+    backend = TritonBackend(triton_url, timeout_s=60)
+    yield backend
+    backend.close()
+
+
+@pytest.mark.parametrize("model_id", ZOO)
+def test_triton_and_onnxruntime_agree(triton: TritonBackend, model_id: str) -> None:
+    images = [photo(n) for n in PHOTOS]
+    local = OnnxRuntimeBackend(get_settings().resolved_model_store)
+    try:
+        expected = predict(local, model_id, *images)
+    finally:
+        local.close()
+    for want, got in zip(expected, predict(triton, model_id, *images), strict=True):
+        assert [x.label for x in got.labels] == [x.label for x in want.labels]
+        np.testing.assert_allclose([x.score for x in got.labels], [x.score for x in want.labels], atol=1e-4)
+        for a, b in zip(got.labels, want.labels, strict=True):
+            if a.bounding_box is not None:
+                np.testing.assert_allclose(a.bounding_box, b.bounding_box or [], atol=0.05)
+
+
+def test_triton_is_ready_and_serves_the_tiny_model(triton: TritonBackend) -> None:
+    assert triton.ready()
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    x[0, 2] = 1
+    out = triton.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+    np.testing.assert_allclose(out["logits"], [[0, 0, 8], [0, 0, 0]])
+
+
+def test_unknown_model_is_unavailable(triton: TritonBackend) -> None:
+    ghost = replace(find("tiny-rgb"), model_id="no-such-model")
+    with pytest.raises(InferenceUnavailable, match="no-such-model"):
+        triton.infer(ghost, {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
+
+
+def test_malformed_input_is_a_value_error(triton: TritonBackend) -> None:
+    with pytest.raises(ValueError, match="INVALID_ARGUMENT"):
+        triton.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 9, 9), np.float32)}, ["logits"])
+
+
+def test_server_down_is_unavailable_quickly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connection refused
+        backend = TritonBackend(f"127.0.0.1:{port}", timeout_s=2)
+        assert not backend.ready()
+        with pytest.raises(InferenceUnavailable, match="UNAVAILABLE"):
+            backend.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
+        backend.close()

@@ -1,0 +1,116 @@
+"""The engine-agnostic batch steps on the embedded ports (SQLite, in-process cache, ONNX Runtime, file blobs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.api_helpers import photo_bytes
+from transforms.batch_steps import BadMessage, BatchSteps, dead_letter, parse_message
+from transforms.messages import BatchItemMessage
+from transforms.model_registry import load_registry
+from transforms.settings import REPO_ROOT, Settings
+from transforms.store import tables as t
+from transforms.store.migrations import upgrade
+
+SCENE = "scene-classification"
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory: pytest.TempPathFactory):
+    settings = Settings(
+        var_dir=tmp_path_factory.mktemp("batch-steps"), model_store=REPO_ROOT / "var" / "models",
+        micro_batch_size=4, _env_file=None,
+    )
+    upgrade(settings.resolved_database_url)
+    built = BatchSteps.from_settings(settings)
+    built.store.seed_registry(load_registry())
+    yield built
+    built.close()
+
+
+def message(steps: BatchSteps, request_id: str, uri: str, **extra) -> BatchItemMessage:
+    return BatchItemMessage(request_id=request_id, caller_id="producer", model_id=SCENE, image_uri=uri, **extra)
+
+
+def result_rows(steps: BatchSteps, prefix: str) -> list[dict]:
+    r, res = t.inference_requests, t.inference_results
+    q = (
+        select(r.c.request_id, r.c.status, r.c.error_code, res.c.labels, res.c.cache_hit)
+        .select_from(r.outerjoin(res, r.c.request_id == res.c.request_id))
+        .where(r.c.request_id.like(f"{prefix}%"))
+        .order_by(r.c.request_id)
+    )
+    with steps.store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(q)]
+
+
+def test_run_infers_misses_in_micro_batches_serves_repeats_from_cache_and_fails_bad_items(steps) -> None:
+    coffee = steps.blobs.put("claims/coffee.jpg", photo_bytes("coffee", size=160))
+    cat = steps.blobs.put("claims/cat.jpg", photo_bytes("chelsea", size=160))
+    garbage = steps.blobs.put("claims/garbage.jpg", b"not an image")
+    uris = [coffee, cat, coffee, cat, coffee, garbage, f"{steps.blobs.root_uri}/claims/missing.jpg"]
+    raws = [message(steps, f"run-{i}", uri).to_json() for i, uri in enumerate(uris)]
+    raws.insert(2, b'{"schema": "imgrec.batch_item/v1"}')  # bad: skipped, the rest go on
+
+    outcomes = steps.run(raws)
+
+    rows = {row["request_id"]: row for row in result_rows(steps, "run-")}
+    assert [rows[f"run-{i}"]["status"] for i in range(7)] == ["done"] * 5 + ["failed"] * 2
+    assert [rows[f"run-{i}"]["labels"][0]["label"] for i in (0, 2, 4)] == ["espresso"] * 3
+    assert rows["run-1"]["labels"][0]["label"] == rows["run-3"]["labels"][0]["label"] != "espresso"
+    assert (rows["run-5"]["error_code"], rows["run-6"]["error_code"]) == ("not_an_image", "blob_not_found")
+    # Identical images in one micro-batch are inferred once; nothing was cached before this run.
+    assert [o.cache_hit for o in outcomes] == [False] * 5
+    assert len({o.raw_output_uri for o in outcomes}) == 2
+
+    again = steps.run([message(steps, "run-7", cat).to_json()])
+    assert [o.cache_hit for o in again] == [True]
+    assert result_rows(steps, "run-7")[0]["cache_hit"] is True
+
+
+def test_replaying_messages_changes_nothing(steps) -> None:
+    uri = steps.blobs.put("claims/rocket.jpg", photo_bytes("rocket", size=128))
+    raws = [message(steps, f"replay-{i}", uri, confidence_threshold=0.0).to_json() for i in range(3)]
+    steps.run(raws)
+    first = result_rows(steps, "replay-")
+    assert [row["status"] for row in first] == ["done"] * 3
+    steps.run(raws)
+    assert result_rows(steps, "replay-") == first
+    res = t.inference_results
+    with steps.store.engine.connect() as conn:
+        count = conn.execute(select(func.count()).where(res.c.request_id.like("replay-%"))).scalar_one()
+    assert count == 3
+
+
+def test_thresholds_apply_per_item_after_the_cache(steps) -> None:
+    uri = steps.blobs.put("claims/astronaut.jpg", photo_bytes("astronaut", size=128))
+    low, high = message(steps, "thr-0", uri, confidence_threshold=0.0), message(steps, "thr-1", uri,
+                                                                                 confidence_threshold=1.0)
+    steps.run([low])
+    steps.run([high])
+    rows = {row["request_id"]: row for row in result_rows(steps, "thr-")}
+    assert len(rows["thr-0"]["labels"]) > 1  # everything the model said (top-k)
+    # Served from the cache, which holds what the model said; only this item's threshold differs.
+    assert rows["thr-1"]["cache_hit"] is True
+    assert rows["thr-1"]["labels"] == rows["thr-0"]["labels"][:1]  # min_label_count keeps the best one
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe not json", "not a JSON batch item"),
+        (b"[1, 2]", "invalid batch item"),
+        (json.dumps({"schema": "imgrec.batch_item/v1", "request_id": "x", "caller_id": "c", "model_id": "m",
+                     "image_uri": "file:///x", "surprise": 1}).encode(), "surprise: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_reason_for_the_dead_letter_topic(raw: bytes, reason: str) -> None:
+    with pytest.raises(BadMessage) as refused:
+        parse_message(raw)
+    assert reason in refused.value.reason
+    letter = json.loads(dead_letter(raw, refused.value.reason))
+    assert letter["reason"] == refused.value.reason
+    assert letter["message"] == raw.decode("utf-8", "replace")

@@ -1,0 +1,297 @@
+"""The engine-agnostic steps of the batch path, shared by the Flink job and the embedded worker threads.
+
+parse a message -> admit (request row) -> fetch + hash + route the version once -> cache lookup -> preprocess
+-> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress.
+
+Every value passed between steps is a plain picklable dataclass, so an engine may put any step in its own
+operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
+an unavailable inference back end is retried, then raised so the engine can replay the micro-batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from pydantic import ValidationError
+
+from transforms.backends.base import InferenceBackend, InferenceUnavailable
+from transforms.blobs import BlobStore
+from transforms.cache import CacheKey, ResultCache
+from transforms.catalog import ModelCatalog
+from transforms.errors import RecognitionError
+from transforms.fetch import fetch_image
+from transforms.handlers import get_handler
+from transforms.handlers.base import Label, ModelHandler, ModelVersion, PreprocessMeta
+from transforms.inference import infer_tensors, raw_output_bytes
+from transforms.intake import decode_image, sha256_hex
+from transforms.messages import BatchItemMessage
+from transforms.routing import VersionRouter
+from transforms.settings import Settings
+from transforms.store import CompletedItem, Store
+from transforms.thresholds import apply_threshold
+
+log = logging.getLogger(__name__)
+
+# Waits between attempts of one micro-batch while the back end is unavailable; then the error propagates.
+INFER_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+
+
+class BadMessage(ValueError):
+    """A message that is not a valid batch item; it goes to the dead-letter topic with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class FetchedItem:
+    """An item whose image bytes are in hand, hashed, with the model version chosen (once, here)."""
+
+    msg: BatchItemMessage
+    model: ModelVersion
+    image_hash: str
+    data: bytes
+
+    @property
+    def cache_key(self) -> str:
+        """Key of the cache lookup (and of in-flight dedup): one image through one model version."""
+        return f"{self.image_hash}|{self.model.model_id}|{self.model.version}"
+
+
+@dataclass
+class PreparedItem:
+    """A cache miss after CPU preprocessing: the model's input tensor and how to map outputs back."""
+
+    msg: BatchItemMessage
+    model: ModelVersion
+    image_hash: str
+    tensor: np.ndarray
+    meta: PreprocessMeta
+
+    @property
+    def batch_key(self) -> str:
+        """Key of micro-batching: items of one model version share an inference call."""
+        return model_key(self.model)
+
+
+@dataclass
+class Outcome:
+    """What the model said about one item (unthresholded), ready for the sinks."""
+
+    msg: BatchItemMessage
+    model: ModelVersion
+    image_hash: str
+    labels: list[Label]
+    cache_hit: bool
+    raw_output_uri: str | None = None
+
+    @property
+    def batch_key(self) -> str:
+        return model_key(self.model)
+
+
+def model_key(model: ModelVersion) -> str:
+    return f"{model.model_id}|{model.version}"
+
+
+def parse_message(raw: bytes | str) -> BatchItemMessage:
+    """Parse and validate one message of the batch topic; raises BadMessage with a readable reason."""
+    try:
+        return BatchItemMessage.from_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
+        raise BadMessage(f"invalid batch item: {problems}") from exc
+    except (ValueError, TypeError) as exc:  # not JSON, not UTF-8, not an object
+        raise BadMessage(f"not a JSON batch item: {exc}") from exc
+
+
+def dead_letter(raw: bytes | str, reason: str) -> str:
+    """The dead-letter record: the reason, when, and the original message as text."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return json.dumps({"reason": reason, "rejected_at": datetime.now(UTC).isoformat(), "message": text})
+
+
+class BatchSteps:
+    """The batch path's steps over the service's ports; one instance per worker (thread or operator)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        catalog: ModelCatalog,
+        router: VersionRouter,
+        cache: ResultCache,
+        backend: InferenceBackend,
+        blobs: BlobStore,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.router = router
+        self.cache = cache
+        self.backend = backend
+        self.blobs = blobs
+        self._handlers: dict[str, ModelHandler] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchSteps:
+        """Build the ports from settings, wired as the service's composition root does (a Flink operator's `open`)."""
+        from transforms.backends import make_backend
+        from transforms.blobs import make_blob_store
+        from transforms.cache import make_cache, redis_client
+        from transforms.routing import make_router, route_from_versions
+
+        store = Store.from_url(settings.resolved_database_url)
+        catalog = ModelCatalog(store)
+        client = redis_client(settings.redis_url) if settings.redis_url else None
+        router = make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client=client)
+        return cls(
+            settings, store, catalog, router, make_cache(settings, client), make_backend(settings),
+            make_blob_store(settings),
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+        self.store.close()
+
+    def handler(self, model: ModelVersion) -> ModelHandler:
+        key = model_key(model)
+        if key not in self._handlers:
+            self._handlers[key] = get_handler(model)
+        return self._handlers[key]
+
+    # --- per item -------------------------------------------------------------------------------------------
+
+    def admit(self, msg: BatchItemMessage) -> None:
+        """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
+        self.store.ensure_request(msg)
+
+    def fetch(self, msg: BatchItemMessage) -> FetchedItem:
+        """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
+        version = self.router.resolve(msg.model_id)
+        model = self.catalog.get(msg.model_id, version)
+        if msg.image_uri.startswith(("http://", "https://")):
+            data = fetch_image(msg.image_uri, self.settings, max_bytes=self.settings.batch_max_bytes)
+        else:
+            data = self.blobs.get(msg.image_uri)
+        return FetchedItem(msg, model, sha256_hex(data), data)
+
+    def lookup(self, item: FetchedItem) -> Outcome | None:
+        """The cached labels of this image and model version, or None on a miss."""
+        labels = self.cache.get(item.image_hash, item.model.model_id, item.model.version)
+        if labels is None:
+            return None
+        return Outcome(item.msg, item.model, item.image_hash, list(labels), cache_hit=True)
+
+    def preprocess(self, item: FetchedItem) -> PreparedItem:
+        """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
+        image = decode_image(item.data, max_pixels=self.settings.max_pixels)
+        tensor, meta = self.handler(item.model).preprocess(image)
+        return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
+
+    def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
+        """Record a per-item failure with its code; the rest of the batch goes on."""
+        self.store.fail_request(msg.request_id, error.code, error.message, image_hash)
+
+    # --- per micro-batch ------------------------------------------------------------------------------------
+
+    def infer(self, items: Sequence[PreparedItem]) -> list[Outcome]:
+        """One back-end call for a micro-batch of one model version; identical images are inferred once.
+
+        Raw outputs go to the blob store and unthresholded labels to the cache (what the model said).
+        """
+        if not items:
+            return []
+        model = items[0].model
+        if any(model_key(i.model) != model_key(model) for i in items):
+            raise ValueError("a micro-batch holds one model version")
+        self.store.mark_processing([i.msg.request_id for i in items])
+        unique: dict[str, PreparedItem] = {}
+        for item in items:
+            unique.setdefault(item.image_hash, item)
+        firsts = list(unique.values())
+        batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
+        predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts])
+        by_hash: dict[str, tuple[list[Label], str]] = {}
+        for item, prediction in zip(firsts, predictions, strict=True):
+            key = f"raw/{model.model_id}/{model.version}/{item.image_hash}.npz"
+            by_hash[item.image_hash] = (prediction.labels, self.blobs.put(key, raw_output_bytes(prediction)))
+        self.cache.put_many(
+            [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
+        )
+        return [
+            Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
+            for i in items
+        ]
+
+    def _infer_with_retry(self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta]) -> list:
+        handler = self.handler(model)
+        for delay in (*INFER_RETRY_DELAYS_S, None):
+            try:
+                return infer_tensors(model, handler, self.backend, batch, metas)
+            except InferenceUnavailable as exc:
+                if delay is None:
+                    raise
+                log.warning("inference back end unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
+
+        Idempotent on (request_id, model_id, model_version): a replay after a restart changes nothing.
+        """
+        completed = []
+        for o in outcomes:
+            threshold = o.msg.confidence_threshold
+            threshold = o.model.default_confidence_threshold if threshold is None else threshold
+            wanted = o.model.min_label_count if o.msg.min_label_count is None else o.msg.min_label_count
+            kept, applied = apply_threshold(o.labels, threshold, wanted)
+            completed.append(
+                CompletedItem(o.msg.request_id, o.model.model_id, o.model.version, o.image_hash, kept,
+                              o.raw_output_uri, o.cache_hit, applied)
+            )
+        self.store.complete_requests(completed)
+
+    # --- the whole path, for worker threads -----------------------------------------------------------------
+
+    def run(self, raws: Iterable[bytes | str | BatchItemMessage]) -> list[Outcome]:
+        """Every step for a handful of messages: what one embedded worker does with what it pulled.
+
+        Bad messages are logged and skipped (there is no dead-letter topic in-process); failed items are
+        recorded in the store; misses are inferred in micro-batches of `micro_batch_size` per model version.
+        """
+        done: list[Outcome] = []
+        misses: dict[str, list[PreparedItem]] = {}
+        for raw in raws:
+            try:
+                msg = raw if isinstance(raw, BatchItemMessage) else parse_message(raw)
+            except BadMessage as exc:
+                log.warning("dropping a bad batch message: %s", exc.reason)
+                continue
+            self.admit(msg)
+            fetched: FetchedItem | None = None
+            try:
+                fetched = self.fetch(msg)
+                hit = self.lookup(fetched)
+                if hit is not None:
+                    done.append(hit)
+                    continue
+                prepared = self.preprocess(fetched)
+            except RecognitionError as exc:
+                self.fail(msg, exc, fetched.image_hash if fetched else None)
+                continue
+            misses.setdefault(prepared.batch_key, []).append(prepared)
+        size = max(1, self.settings.micro_batch_size)
+        for group in misses.values():
+            for start in range(0, len(group), size):
+                done.extend(self.infer(group[start : start + size]))
+        self.finish(done)
+        return done

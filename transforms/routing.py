@@ -1,0 +1,196 @@
+"""Version routing: model_id -> the version that serves this request (active, or the canary by weight).
+
+The route of a model is cached under `model:active:{model_id}` as a Redis hash with the fields `version`
+(the active version string), `canary_version` ("" when none) and `canary_weight` (a float in [0, 1]), with a
+TTL of `Settings.active_version_ttl_s` (60 s). A hash keeps the three in one key, read and written atomically.
+On a miss the route is filled from the registry through an injected `lookup(model_id)` (the store reads the
+`model_registry` table). A draw from the RNG below `canary_weight` routes to the canary.
+
+The cache of routes is a small key-value port: Redis, or an in-process TTL map for the embedded default (where
+a promotion made by another process is seen once the entry expires, as with Redis). A Redis fault falls back to
+the lookup and is never raised.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from prometheus_client import Counter
+
+from transforms.cache import RedisGuard, redis_client
+from transforms.errors import RecognitionError
+from transforms.handlers.base import ModelVersion
+from transforms.settings import Settings
+
+ROUTED = Counter(
+    "imgrec_routed_total", "Requests routed, by model, version and canary.", ["model_id", "version", "canary"]
+)
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    """The active version of a model and, optionally, a canary version taking `canary_weight` of the traffic."""
+
+    version: str
+    canary_version: str | None = None
+    canary_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.canary_weight <= 1.0:
+            raise RecognitionError("bad_canary_weight", f"canary_weight must be in [0, 1], not {self.canary_weight}.")
+        if self.canary_weight > 0 and not self.canary_version:
+            raise RecognitionError("bad_canary_weight", "A canary weight above 0 needs a canary version.")
+
+
+Lookup = Callable[[str], RouteEntry | None]
+
+
+def route_from_versions(rows: Iterable[ModelVersion]) -> RouteEntry | None:
+    """The route that registry rows describe: the active version, and the heaviest inactive canary if any."""
+    versions = list(rows)
+    active = next((row for row in versions if row.is_active), None)
+    if active is None:
+        return None
+    canaries = [row for row in versions if not row.is_active and row.canary_weight > 0]
+    canary = max(canaries, key=lambda row: row.canary_weight, default=None)
+    return RouteEntry(active.version, canary.version, canary.canary_weight) if canary else RouteEntry(active.version)
+
+
+def route_key(model_id: str) -> str:
+    return f"model:active:{model_id}"
+
+
+class RouteStore(Protocol):
+    """Where routes are cached for a short TTL. Never raises: a fault reads as a miss and skips the write."""
+
+    def load(self, key: str) -> RouteEntry | None: ...
+
+    def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None: ...
+
+
+class RedisRouteStore:
+    """Routes as Redis hashes (fields version, canary_version, canary_weight) with a TTL."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.guard = RedisGuard("version router")
+
+    def load(self, key: str) -> RouteEntry | None:
+        fields: dict[bytes, bytes] = self.guard.run("get", lambda: self.client.hgetall(key), {})
+        if not fields.get(b"version"):
+            return None
+        try:
+            return RouteEntry(
+                fields[b"version"].decode(),
+                fields.get(b"canary_version", b"").decode() or None,
+                float(fields.get(b"canary_weight", b"0")),
+            )
+        except (ValueError, RecognitionError):
+            return None  # a malformed entry (written by hand?) is refilled from the registry
+
+    def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None:
+        mapping = {
+            "version": entry.version,
+            "canary_version": entry.canary_version or "",
+            "canary_weight": repr(entry.canary_weight),
+        }
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, ttl_s)
+            pipe.execute()
+
+        self.guard.run("put", write, None)
+
+
+class MemoryRouteStore:
+    """Routes in an in-process map with the same TTL semantics; thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._entries: dict[str, tuple[float, RouteEntry]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key: str) -> RouteEntry | None:
+        with self._lock:
+            item = self._entries.get(key)
+            if item is None or item[0] <= self.clock():
+                self._entries.pop(key, None)
+                return None
+            return item[1]
+
+    def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None:
+        with self._lock:
+            self._entries[key] = (self.clock() + ttl_s, entry)
+
+
+class VersionRouter:
+    """Resolves model_id to a version; promote and set_canary rewrite the cached route."""
+
+    def __init__(
+        self, store: RouteStore, lookup: Lookup, ttl_s: int, rng: Callable[[], float] = random.random
+    ) -> None:
+        self.store = store
+        self.lookup = lookup
+        self.ttl_s = ttl_s
+        self.rng = rng
+
+    def entry(self, model_id: str) -> RouteEntry:
+        """The route of model_id, from the cache or else the registry; unknown_model (404) when there is none."""
+        key = route_key(model_id)
+        entry = self.store.load(key)
+        if entry is None:
+            entry = self.lookup(model_id)
+            if entry is None:
+                raise RecognitionError("unknown_model", f"There is no active model {model_id!r}.", model_id=model_id)
+            self.store.save(key, entry, self.ttl_s)
+        return entry
+
+    def resolve(self, model_id: str) -> str:
+        """The version that serves this request: the canary when a draw falls below its weight."""
+        entry = self.entry(model_id)
+        version, canary = entry.version, "false"
+        if entry.canary_version is not None and self.rng() < entry.canary_weight:
+            version, canary = entry.canary_version, "true"
+        ROUTED.labels(model_id, version, canary).inc()
+        return version
+
+    def promote(self, model_id: str, version: str) -> RouteEntry:
+        """Make `version` the active one (a canary of that same version is done; another canary stays)."""
+        current = self._current(model_id)
+        if current is not None and current.canary_version not in (None, version):
+            entry = RouteEntry(version, current.canary_version, current.canary_weight)
+        else:
+            entry = RouteEntry(version)
+        self.store.save(route_key(model_id), entry, self.ttl_s)
+        return entry
+
+    def set_canary(self, model_id: str, version: str | None, weight: float) -> RouteEntry:
+        """Send `weight` of model_id's traffic to `version`; weight 0 (or no version) ends the canary."""
+        current = self.entry(model_id)
+        entry = RouteEntry(current.version, version if weight > 0 else None, weight if version else 0.0)
+        self.store.save(route_key(model_id), entry, self.ttl_s)
+        return entry
+
+    def _current(self, model_id: str) -> RouteEntry | None:
+        return self.store.load(route_key(model_id)) or self.lookup(model_id)
+
+
+def make_router(
+    settings: Settings,
+    lookup: Lookup,
+    client: redis.Redis | None = None,
+    rng: Callable[[], float] = random.random,
+) -> VersionRouter:
+    """Routes cached in Redis when `redis_url` is set (or a client is given), else in process."""
+    if client is None and settings.redis_url:
+        client = redis_client(settings.redis_url)
+    store: RouteStore = RedisRouteStore(client) if client is not None else MemoryRouteStore()
+    return VersionRouter(store, lookup, settings.active_version_ttl_s, rng)
