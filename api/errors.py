@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from transforms.backends.base import InferenceUnavailable
+from transforms.batch_queue import QueueUnavailable
 from transforms.errors import RecognitionError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,16 @@ def install_error_handlers(app: FastAPI) -> None:
             503,
             "inference_unavailable",
             "The inference server is unavailable; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(QueueUnavailable)
+    async def _queue_down(_: Request, exc: QueueUnavailable) -> JSONResponse:
+        log.warning("batch queue unavailable: %s", exc)
+        return error_response(
+            503,
+            "queue_unavailable",
+            "The batch queue is unavailable; nothing was queued, retry shortly.",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 

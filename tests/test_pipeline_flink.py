@@ -52,7 +52,7 @@ def wait_running(settings: Settings, timeout_s: float = 120) -> None:
     raise AssertionError(f"job not running: {job_status(settings)}")
 
 
-def photos(prefix: str, count: int, name: str = "coffee") -> list[bytes]:
+def photos(count: int, name: str = "coffee") -> list[bytes]:
     """`count` distinct JPEGs of one photograph (distinct sizes, so distinct hashes)."""
     return [photo_bytes(name, size=96 + i) for i in range(count)]
 
@@ -97,7 +97,7 @@ def wait_finished(store: Store, prefix: str, count: int, timeout_s: float = 180)
 def test_items_reach_done_with_correct_labels_and_repeats_come_from_the_cache(job) -> None:
     settings, store = job
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
-    coffees, cats = photos(prefix, 24), photos(prefix, 16, "chelsea")
+    coffees, cats = photos(24), photos(16, "chelsea")
     began = time.monotonic()
     publish(settings, prefix, coffees + cats)
     first = wait_finished(store, prefix, 40)
@@ -120,7 +120,8 @@ def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_job_keeps_run
     settings, store = job
     marker = uuid.uuid4().hex
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    producer.send(settings.batch_topic, key=b"producer", value=json.dumps({"schema": "bogus", "marker": marker}).encode())
+    bogus = json.dumps({"schema": "bogus", "marker": marker}).encode()
+    producer.send(settings.batch_topic, key=b"producer", value=bogus)
     producer.flush()
     producer.close()
     prefix = f"after-dlq-{marker[:8]}"
@@ -143,7 +144,7 @@ def test_cancel_mid_batch_and_restart_from_the_retained_checkpoint_finishes_ever
     settings, store = job
     prefix = f"restart-{uuid.uuid4().hex[:8]}"
     total = 600
-    publish(settings, prefix, photos(prefix, total, "astronaut"))
+    publish(settings, prefix, photos(total, "astronaut"))
     deadline = time.monotonic() + 120
     while sum(r["status"] == "done" for r in rows(store, prefix).values()) < 30:
         assert time.monotonic() < deadline, "the job made no progress"

@@ -81,8 +81,9 @@ def test_batch_progress_follows_state_transitions_and_replays_change_nothing(sto
     assert (summary.status, summary.total_count, summary.rejected[0]["code"]) == ("pending", 3, "bad_base64")
     store.mark_processing(ids[:2])
     labels = [Label("cat", 0.9), Label("dog", 0.1, [1, 2, 3, 4])]
-    for _ in range(2):  # a replay of the same completion is a no-op
-        store.complete_request(ids[0], "m", "1", "h0", labels, "file:///raw", cache_hit=False, threshold_applied=0.3)
+    for raw in ("file:///raw", None):  # a replay (even one served from the cache) changes nothing
+        store.complete_request(ids[0], "m", "1", "h0", labels, raw, cache_hit=False, threshold_applied=0.3)
+    assert store.get_request(ids[0])["raw_output_path"] == "file:///raw"
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM inference_results")).scalar_one() == 1
     summary = store.batch_summary(batch_id)
@@ -129,8 +130,10 @@ def test_all_failed_and_all_done_statuses(store: Store) -> None:
 
 def test_ensure_request_for_direct_kafka_producers(store: Store) -> None:
     msg = BatchItemMessage(request_id="r-1", caller_id="bob", model_id="m", image_uri="file:///i.png")
+    other = BatchItemMessage(request_id="r-2", caller_id="bob", model_id="m", image_uri="file:///j.png")
+    store.ensure_requests([msg, other])
     store.ensure_request(msg)
-    store.ensure_request(msg)
+    assert store.get_request("r-2")["status"] == "pending"
     row = store.get_request("r-1")
     assert (row["caller_id"], row["status"], row["labels"]) == ("bob", "pending", None)
     store.complete_request("r-1", "m", "1", "h", [Label("a", 0.5)], None, cache_hit=False)

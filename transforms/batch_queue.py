@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
@@ -26,41 +27,59 @@ class BatchQueue(Protocol):
 
 
 class KafkaBatchQueue:
-    """Kafka producer: one message per item on the batch topic, keyed by caller_id (so partitioned by caller)."""
+    """Kafka producer: one message per item on the batch topic, keyed by caller_id (so partitioned by caller).
+
+    The producer connects on first use, so the API starts (and serves the sync path) while Kafka is down.
+    """
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaProducer
-
         self.topic = topic
         self._bootstrap = bootstrap
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            retries=5,
-            compression_type="lz4",
-            request_timeout_ms=10_000,
-            max_block_ms=10_000,
-        )
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def _connected(self) -> Any:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=self._bootstrap,
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=5,
+                        compression_type="lz4",
+                        request_timeout_ms=10_000,
+                        max_block_ms=10_000,
+                    )
+                except KafkaError as exc:
+                    raise QueueUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
+            return self._producer
 
     def publish(self, messages: Sequence[BatchItemMessage]) -> None:
         """Send and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
         from kafka.errors import KafkaError
 
+        producer = self._connected()
         try:
-            futures = [self._producer.send(self.topic, key=m.caller_id.encode(), value=m.to_json()) for m in messages]
-            self._producer.flush(timeout=30)
+            futures = [producer.send(self.topic, key=m.caller_id.encode(), value=m.to_json()) for m in messages]
+            producer.flush(timeout=30)
             for f in futures:
                 f.get(timeout=30)
         except KafkaError as exc:
             raise QueueUnavailable(f"Kafka did not accept the batch: {exc}") from exc
 
     def ready(self) -> bool:
-        return bool(self._producer.bootstrap_connected())
+        try:
+            return bool(self._connected().bootstrap_connected())
+        except QueueUnavailable:
+            return False
 
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
 
 
 class InProcessBatchQueue:

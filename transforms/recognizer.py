@@ -16,7 +16,7 @@ from transforms.inference import infer_images, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
 from transforms.routing import VersionRouter
 from transforms.settings import Settings
-from transforms.store import NewRequest, Store
+from transforms.store import CompletedItem, NewRequest, Store
 from transforms.thresholds import apply_threshold
 
 log = logging.getLogger(__name__)
@@ -78,23 +78,20 @@ class Recognizer:
         request_id = uuid.uuid4().hex
         labels = self.cache.get(image_hash, model_id, version)
         cache_hit = labels is not None
-        # A miss decodes before any row is written, so a bad image leaves no trace; a hit needs no decode.
-        image = None if cache_hit else decode_image(data, max_pixels=self.settings.max_pixels)
-        self.store.create_requests(
-            [
-                NewRequest(
-                    request_id,
-                    caller_id,
-                    model_id,
-                    image_hash=image_hash,
-                    status="processing",
-                    confidence_threshold=confidence_threshold,
-                    min_label_count=min_label_count,
-                )
-            ]
+        request = NewRequest(
+            request_id,
+            caller_id,
+            model_id,
+            image_hash=image_hash,
+            status="processing",
+            confidence_threshold=confidence_threshold,
+            min_label_count=min_label_count,
         )
         raw_uri = None
-        if image is not None:
+        if labels is None:
+            # Decode before any row is written, so a bad image leaves no trace.
+            image = decode_image(data, max_pixels=self.settings.max_pixels)
+            self.store.create_requests([request])
             try:
                 prediction = infer_images(model, self.handler(model), self.backend, [image])[0]
             except InferenceUnavailable as exc:
@@ -106,7 +103,9 @@ class Recognizer:
         threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
         wanted = model.min_label_count if min_label_count is None else min_label_count
         kept, applied = apply_threshold(labels, threshold, wanted)
-        self.store.complete_request(
-            request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, threshold_applied=applied
-        )
+        done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
+        if cache_hit:  # one plain transaction: the hit path's only write
+            self.store.insert_completed(request, done)
+        else:
+            self.store.complete_requests([done])
         return Recognition(request_id, model_id, version, kept, applied, cache_hit, image_hash)

@@ -91,6 +91,7 @@ class Store:
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         else:
@@ -131,7 +132,7 @@ class Store:
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(self._dialect.insert(t.model_registry).values(rows).on_conflict_do_nothing())
+                conn.execute(self._dialect.insert(t.model_registry).on_conflict_do_nothing(), rows)
 
     def get_model_versions(self, model_id: str | None = None) -> list[ModelVersion]:
         """All versions of one model (or of every model), active first."""
@@ -191,25 +192,29 @@ class Store:
         ts = now()
         rows = [{**r.__dict__, "submitted_at": ts} for r in requests]
         with self.engine.begin() as conn:
-            for chunk in _chunks(rows, 1000):
-                conn.execute(self._dialect.insert(t.inference_requests).values(chunk).on_conflict_do_nothing())
+            conn.execute(self._dialect.insert(t.inference_requests).on_conflict_do_nothing(), rows)
 
-    def ensure_request(self, msg: BatchItemMessage) -> None:
-        """Create the request row of a message written straight to Kafka (no-op when the API created it)."""
+    def ensure_requests(self, msgs: Sequence[BatchItemMessage]) -> None:
+        """Create the request rows of messages written straight to Kafka (no-op for rows the API created)."""
         self.create_requests(
             [
                 NewRequest(
-                    request_id=msg.request_id,
-                    caller_id=msg.caller_id,
-                    model_id=msg.model_id,
-                    image_uri=msg.image_uri,
-                    batch_id=msg.batch_id,
-                    item_index=msg.item_index,
-                    confidence_threshold=msg.confidence_threshold,
-                    min_label_count=msg.min_label_count,
+                    request_id=m.request_id,
+                    caller_id=m.caller_id,
+                    model_id=m.model_id,
+                    image_uri=m.image_uri,
+                    batch_id=m.batch_id,
+                    item_index=m.item_index,
+                    confidence_threshold=m.confidence_threshold,
+                    min_label_count=m.min_label_count,
                 )
+                for m in msgs
             ]
         )
+
+    def ensure_request(self, msg: BatchItemMessage) -> None:
+        """Single-message form of `ensure_requests`."""
+        self.ensure_requests([msg])
 
     def mark_processing(self, request_ids: Sequence[str]) -> None:
         """pending -> processing (other states are left alone, so a replay cannot move a request back)."""
@@ -251,28 +256,20 @@ class Store:
         if not items:
             return
         ts = now()
-        rows = [
-            {
-                "request_id": i.request_id,
-                "model_id": i.model_id,
-                "model_version": i.model_version,
-                "labels": [lbl.to_dict() for lbl in i.labels],
-                "threshold_applied": i.threshold_applied,
-                "cache_hit": i.cache_hit,
-                "raw_output_path": i.raw_output_uri,
-                "created_at": ts,
-            }
-            for i in items
-        ]
         res = t.inference_results
-        stmt = self._dialect.insert(res).values(rows)
+        stmt = self._dialect.insert(res)
         stmt = stmt.on_conflict_do_update(
             index_elements=[res.c.request_id, res.c.model_id, res.c.model_version],
-            set_={c: stmt.excluded[c] for c in ("labels", "threshold_applied", "raw_output_path")},
+            set_={
+                "labels": stmt.excluded.labels,
+                "threshold_applied": stmt.excluded.threshold_applied,
+                # A replay served from the cache has no raw output of its own: keep the first one.
+                "raw_output_path": func.coalesce(stmt.excluded.raw_output_path, res.c.raw_output_path),
+            },
         )
         r = t.inference_requests
         with self.engine.begin() as conn:
-            conn.execute(stmt)
+            conn.execute(stmt, [_result_row(i, ts) for i in items])
             for i in items:
                 conn.execute(
                     update(r)
@@ -282,6 +279,16 @@ class Store:
                     )
                 )
             self._close_finished_batches(conn, [i.request_id for i in items])
+
+    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
+        """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
+        ts = now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.inference_requests.insert(),
+                {**request.__dict__, "status": "done", "submitted_at": ts, "completed_at": ts},
+            )
+            conn.execute(t.inference_results.insert(), _result_row(item, ts))
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a request already done stays done."""
@@ -345,8 +352,7 @@ class Store:
                     created_at=ts,
                 )
             )
-            for chunk in _chunks(rows, 1000):
-                conn.execute(t.inference_requests.insert().values(chunk))
+            conn.execute(t.inference_requests.insert(), rows)
 
     def batch_summary(self, batch_id: str) -> BatchSummary | None:
         """Counts by state for one batch."""
@@ -512,6 +518,19 @@ class CompletedItem:
     threshold_applied: float | None = None
 
 
+def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
+    return {
+        "request_id": item.request_id,
+        "model_id": item.model_id,
+        "model_version": item.model_version,
+        "labels": [lbl.to_dict() for lbl in item.labels],
+        "threshold_applied": item.threshold_applied,
+        "cache_hit": item.cache_hit,
+        "raw_output_path": item.raw_output_uri,
+        "created_at": ts,
+    }
+
+
 def _model_version(m: Any) -> ModelVersion:
     return ModelVersion(
         model_id=m["model_id"],
@@ -526,11 +545,6 @@ def _model_version(m: Any) -> ModelVersion:
         canary_weight=m["canary_weight"],
         extra=dict(m["extra"] or {}),
     )
-
-
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 __all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
