@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
+    ort_providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description='ONNX Runtime execution providers, best first (JSON list), e.g. ["CUDAExecutionProvider", '
+        '"CPUExecutionProvider"] on GPU hosts.',
+    )
 
     # --- batch path ---
     batch_topic: str = Field("imgrec.batch.v1", description="Kafka topic of batch items.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transforms.backends.base import InferenceBackend, InferenceUnavailable
-from transforms.backends.onnxruntime import DEFAULT_PROVIDERS, OnnxRuntimeBackend
+from transforms.backends.onnxruntime import OnnxRuntimeBackend
 from transforms.backends.triton import TritonBackend
 from transforms.settings import Settings
 
@@ -16,8 +16,7 @@ def make_backend(settings: Settings) -> InferenceBackend:
         return TritonBackend(settings.triton_url, settings.triton_timeout_s)
     return OnnxRuntimeBackend(
         settings.resolved_model_store,
-        # GPU hosts: an `ort_providers` setting (e.g. CUDA first) is honoured when the settings define one.
-        providers=getattr(settings, "ort_providers", None) or DEFAULT_PROVIDERS,
+        providers=settings.ort_providers,
         threads=settings.ort_threads,
         max_batch=settings.micro_batch_size,
     )

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
+from pipelines import cluster
 from runners.stack.components.base import VENV_BIN, Component, quietly
 from transforms.settings import REPO_ROOT
 
@@ -73,7 +74,7 @@ class FlinkProcess(Component):
             # Python UDF workers use the venv's interpreter, whichever execution mode a job picks.
             "python.executable": python,
             "python.client.executable": python,
-        }
+        } | cluster.CONFIG
 
     def prepare(self) -> None:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,8 @@ class FlinkProcess(Component):
             FLINK_CONF_DIR=str(self.conf_dir),
             FLINK_LOG_DIR=str(self.flink_dir / "log"),
             FLINK_PID_DIR=str(self.flink_dir / "run"),
+            # flink-python on the cluster's class path, so thread-mode jobs can follow one another.
+            FLINK_LIB_DIR=str(cluster.lib_dir(self.flink_dir / "lib")),
             PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")]),
         )
         env.pop("FLINK_HOME", None)
