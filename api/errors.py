@@ -32,25 +32,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _recognition(_: Request, exc: RecognitionError) -> JSONResponse:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
 
-    @app.exception_handler(InferenceUnavailable)
-    async def _unavailable(_: Request, exc: InferenceUnavailable) -> JSONResponse:
-        log.warning("inference back end unavailable: %s", exc)
-        return error_response(
-            503,
-            "inference_unavailable",
-            "The inference server is unavailable; retry shortly.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+    unavailable = {
+        InferenceUnavailable: ("inference_unavailable", "The inference server is unavailable; retry shortly."),
+        QueueUnavailable: ("queue_unavailable", "The batch queue is unavailable; nothing was queued, retry shortly."),
+    }
 
-    @app.exception_handler(QueueUnavailable)
-    async def _queue_down(_: Request, exc: QueueUnavailable) -> JSONResponse:
-        log.warning("batch queue unavailable: %s", exc)
-        return error_response(
-            503,
-            "queue_unavailable",
-            "The batch queue is unavailable; nothing was queued, retry shortly.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        code, message = next(v for k, v in unavailable.items() if isinstance(exc, k))
+        log.warning("%s: %s", code, exc)
+        return error_response(503, code, message, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for kind in unavailable:
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,7 +10,6 @@ Preprocessing is excluded: the same tensor goes to every path. Prints a table an
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import tempfile
 import time
@@ -23,6 +22,7 @@ import onnxruntime as ort
 from PIL import Image
 from skimage import data
 
+from runners.stack.ports import free_ports
 from transforms.backends.base import InferenceBackend
 from transforms.backends.onnxruntime import OnnxRuntimeBackend
 from transforms.backends.triton import TritonBackend
@@ -43,17 +43,6 @@ def median_ms_per_image(fn: Callable[[], object], batch: int) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return statistics.median(times) * 1000 / batch
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free right now (held open together so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @contextmanager

@@ -164,7 +164,9 @@ class BatchSteps:
     def handler(self, model: ModelVersion) -> ModelHandler:
         key = model_key(model)
         if key not in self._handlers:
-            self._handlers[key] = get_handler(model)
+            # Bound to this worker's model store: a Flink TaskManager runs a shipped copy of the code, where
+            # the process-wide default (<checkout>/var/models) does not exist.
+            self._handlers[key] = type(get_handler(model))(model, self.settings.resolved_model_store)
         return self._handlers[key]
 
     # --- per item -------------------------------------------------------------------------------------------

@@ -94,7 +94,9 @@ class BatchSubmitter:
                 "no_valid_items", "No item of the batch is valid.", http_status=422, rejected=rejected
             )
         backlog = self.store.pending_backlog()
-        self.store.create_batch(batch_id, caller_id, [_request(m) for m in accepted], callback_url, rejected)
+        self.store.create_batch(
+            batch_id, caller_id, [NewRequest.from_message(m) for m in accepted], callback_url, rejected
+        )
         try:
             self.queue.publish(accepted)
         except QueueUnavailable as exc:
@@ -121,16 +123,3 @@ class BatchSubmitter:
         check_size(data, self.settings.batch_max_bytes)
         sniff_image(data, max_pixels=self.settings.max_pixels)
         return self.blobs.put(f"inputs/{batch_id}/{index}", data)
-
-
-def _request(m: BatchItemMessage) -> NewRequest:
-    return NewRequest(
-        request_id=m.request_id,
-        caller_id=m.caller_id,
-        model_id=m.model_id,
-        image_uri=m.image_uri,
-        batch_id=m.batch_id,
-        item_index=m.item_index,
-        confidence_threshold=m.confidence_threshold,
-        min_label_count=m.min_label_count,
-    )

@@ -73,6 +73,20 @@ class NewRequest:
     min_label_count: int | None = None
     status: str = "pending"
 
+    @classmethod
+    def from_message(cls, m: BatchItemMessage) -> NewRequest:
+        """The pending request row of one batch-item message."""
+        return cls(
+            request_id=m.request_id,
+            caller_id=m.caller_id,
+            model_id=m.model_id,
+            image_uri=m.image_uri,
+            batch_id=m.batch_id,
+            item_index=m.item_index,
+            confidence_threshold=m.confidence_threshold,
+            min_label_count=m.min_label_count,
+        )
+
 
 class Store:
     """Relational persistence for the service."""
@@ -196,21 +210,7 @@ class Store:
 
     def ensure_requests(self, msgs: Sequence[BatchItemMessage]) -> None:
         """Create the request rows of messages written straight to Kafka (no-op for rows the API created)."""
-        self.create_requests(
-            [
-                NewRequest(
-                    request_id=m.request_id,
-                    caller_id=m.caller_id,
-                    model_id=m.model_id,
-                    image_uri=m.image_uri,
-                    batch_id=m.batch_id,
-                    item_index=m.item_index,
-                    confidence_threshold=m.confidence_threshold,
-                    min_label_count=m.min_label_count,
-                )
-                for m in msgs
-            ]
-        )
+        self.create_requests([NewRequest.from_message(m) for m in msgs])
 
     def ensure_request(self, msg: BatchItemMessage) -> None:
         """Single-message form of `ensure_requests`."""
