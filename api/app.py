@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.logging_setup import RequestIdMiddleware, configure_logging
+from api.middleware import RequestIdMiddleware, configure_logging
 from api.routes import batch, health, recognize
 from transforms.settings import Settings
 

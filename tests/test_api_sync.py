@@ -165,3 +165,11 @@ def test_health_readiness_and_openapi(client) -> None:
     spec = c.get("/openapi.json").json()
     assert {"/v1/recognize", "/v1/recognize/batch", "/v1/recognize/batch/{batch_id}"} <= set(spec["paths"])
     assert c.get("/healthz").headers["x-request-id"]
+
+
+def test_metrics_count_requests_by_route(client) -> None:
+    c, headers = client
+    post_image(c, headers, photo_bytes("coffee", size=300))
+    text = c.get("/metrics").text
+    assert 'imgrec_http_request_seconds_count{method="POST",route="/v1/recognize",status="200"}' in text
+    assert "imgrec_cache_lookups_total" in text

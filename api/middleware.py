@@ -1,14 +1,22 @@
-"""Request ids: taken from `X-Request-ID` or made, echoed back, and stamped on every log line."""
+"""Request middleware: request ids (taken from `X-Request-ID` or made, echoed, on every log line) and latency."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import time
 import uuid
 
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+REQUEST_SECONDS = Histogram(
+    "imgrec_http_request_seconds",
+    "API request latency by route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.5, 3, 10),
+)
 
 
 class RequestIdFilter(logging.Filter):
@@ -29,7 +37,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 class RequestIdMiddleware:
-    """Pure ASGI middleware (no body buffering) that sets the request id for the request's duration."""
+    """Pure ASGI middleware (no body buffering): request id for the request's duration, and its latency."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -41,9 +49,13 @@ class RequestIdMiddleware:
         headers = dict(scope.get("headers") or [])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         token = request_id_var.set(rid)
+        began = time.perf_counter()
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode("latin-1")))
             await send(message)
 
@@ -51,3 +63,6 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+            # The route template (not the raw path) keeps the label set small: batch ids are not labels.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - began)
