@@ -52,3 +52,37 @@ def list_models(as_json: Annotated[bool, typer.Option("--json", help="Print the 
             f"{r['model_id']:22} v{r['version']:4} {r['handler']:11} {shape:11} "
             f"thr={r['default_confidence_threshold']:<5} {flag:8} {'built' if r['built'] else 'NOT BUILT'}"
         )
+
+
+@models_app.command("route")
+def route(
+    model_id: Annotated[str, typer.Argument(help="The model to route.")],
+    active: Annotated[str, typer.Option("--active", help="Version that serves the traffic.")],
+    canary: Annotated[str | None, typer.Option("--canary", help="Canary version (omit to end a canary).")] = None,
+    weight: Annotated[float, typer.Option("--weight", help="Share of traffic sent to the canary, in [0, 1].")] = 0.0,
+) -> None:
+    """Promote a version and set (or end) a canary: the registry table and the Redis route key together."""
+    from transforms.cache import redis_client
+    from transforms.routing import make_router, route_from_versions
+    from transforms.store import Store
+    from transforms.store.migrations import upgrade
+
+    settings = get_settings()
+    if not 0.0 <= weight <= 1.0:
+        raise typer.BadParameter("weight must be in [0, 1]", param_hint="--weight")
+    upgrade(settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    try:
+        store.seed_registry(load_registry())
+        known = {m.version for m in store.get_model_versions(model_id)}
+        for version in filter(None, (active, canary)):
+            if version not in known:
+                raise typer.BadParameter(f"{model_id} has no version {version!r} (known: {sorted(known)})")
+        store.set_route(model_id, active, canary, weight)
+        client = redis_client(settings.redis_url) if settings.redis_url else None
+        router = make_router(settings, lambda m: route_from_versions(store.get_model_versions(m)), client=client)
+        router.promote(model_id, active)
+        entry = router.set_canary(model_id, canary, weight)
+        typer.echo(json.dumps(asdict(entry)))
+    finally:
+        store.close()

@@ -1,0 +1,117 @@
+"""`imgrec models route` promotes and canaries a version through PostgreSQL and Redis; the API follows at once."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import redis
+from sqlalchemy import create_engine, text
+
+from tests.api_helpers import api_client, photo_bytes
+from transforms.model_registry import find
+from transforms.settings import REPO_ROOT, Settings
+from transforms.store import Store
+from transforms.store.migrations import upgrade
+
+DRAWS = 300
+WEIGHT = 0.3
+
+
+def fresh_database(postgres_url: str) -> str:
+    name = "route_" + uuid.uuid4().hex[:10]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str, tmp_path) -> None:
+    database_url = fresh_database(postgres_url)
+    upgrade(database_url)
+    store = Store.from_url(database_url)
+    v1 = find("tiny-rgb")
+    store.seed_registry([v1, dataclasses.replace(v1, version="2", is_active=False)])  # same artifact, new version
+    store.close()
+    env = {**os.environ, "IMGREC_DATABASE_URL": database_url, "IMGREC_REDIS_URL": redis_url}
+    routed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runners.cli",
+            "models",
+            "route",
+            "tiny-rgb",
+            "--active",
+            "1",
+            "--canary",
+            "2",
+            "--weight",
+            str(WEIGHT),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert routed.returncode == 0, routed.stderr
+    assert json.loads(routed.stdout) == {"version": "1", "canary_version": "2", "canary_weight": WEIGHT}
+    fields = redis.Redis.from_url(redis_url).hgetall("model:active:tiny-rgb")
+    assert fields[b"version"] == b"1" and fields[b"canary_version"] == b"2"
+
+    settings = Settings(
+        var_dir=tmp_path,
+        model_store=REPO_ROOT / "var" / "models",
+        database_url=database_url,
+        redis_url=redis_url,
+        _env_file=None,
+    )
+    image = base64.b64encode(photo_bytes("coffee", size=32)).decode()
+    with api_client(settings) as (client, headers):
+        versions = Counter(
+            client.post("/v1/recognize", json={"model_id": "tiny-rgb", "image_data": image}, headers=headers).json()[
+                "model_version"
+            ]
+            for _ in range(DRAWS)
+        )
+        share = versions["2"] / DRAWS
+        sigma = (WEIGHT * (1 - WEIGHT) / DRAWS) ** 0.5
+        assert abs(share - WEIGHT) < 4 * sigma, versions  # binomial bounds: fails ~1 run in 16,000
+        with Store.from_url(database_url).engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT model_version, count(*) FROM inference_results GROUP BY 1")).all())
+        assert stored == dict(versions)  # the chosen version is what was stored
+
+        promoted = subprocess.run(
+            [sys.executable, "-m", "runners.cli", "models", "route", "tiny-rgb", "--active", "2"],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert promoted.returncode == 0, promoted.stderr
+        after = {
+            client.post("/v1/recognize", json={"model_id": "tiny-rgb", "image_data": image}, headers=headers).json()[
+                "model_version"
+            ]
+            for _ in range(20)
+        }
+        assert after == {"2"}
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "runners.cli", "models", "route", "tiny-rgb", "--active", "9"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "no version '9'" in bad.stderr
