@@ -7,16 +7,15 @@ stack already running from `imgrec stack up` (IMGREC_STACK_* settings) and start
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
 from transforms.settings import Settings
@@ -25,49 +24,6 @@ PORT_FIELDS = (
     "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "triton_http_port",
     "triton_grpc_port", "triton_metrics_port", "flink_rest_port", "flink_rpc_port", "api_port",
 )
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel reports free right now (held open together so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-# Until the model zoo generates the real repository, Triton serves a tiny Python-backend model instead.
-HAS_MODEL_REPOSITORY = importlib.util.find_spec("runners.triton_repository") is not None
-PROBE_CONFIG = """name: "stack_probe"
-backend: "python"
-max_batch_size: 8
-input [{ name: "INPUT0", data_type: TYPE_FP32, dims: [ 4 ] }]
-output [{ name: "OUTPUT0", data_type: TYPE_FP32, dims: [ 4 ] }]
-instance_group [{ kind: KIND_CPU, count: 1 }]
-"""
-PROBE_MODEL = """import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [
-            pb_utils.InferenceResponse(
-                [pb_utils.Tensor("OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * 2)]
-            )
-            for r in requests
-        ]
-"""
-
-
-def write_probe_repository(dest: Path) -> Path:
-    """A repository with one model that doubles its input."""
-    (dest / "stack_probe" / "1").mkdir(parents=True)
-    (dest / "stack_probe" / "config.pbtxt").write_text(PROBE_CONFIG)
-    (dest / "stack_probe" / "1" / "model.py").write_text(PROBE_MODEL)
-    return dest
 
 
 class TestStack:
@@ -112,11 +68,7 @@ def test_stack() -> Iterator[TestStack]:
     root = Path(tempfile.mkdtemp(prefix="imgrec-stack-"))
     # PostgreSQL runs as an unprivileged user when tests run as root; it must traverse the root.
     root.chmod(0o755)
-    settings = StackSettings(
-        root=root,
-        triton_repository=None if HAS_MODEL_REPOSITORY else write_probe_repository(root / "probe-models"),
-        **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)),
-    )
+    settings = StackSettings(root=root, **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)))
     base = Settings()
     app_settings = base.model_copy(update={"var_dir": root / "var", "model_store": base.resolved_model_store})
     stack_env = TestStack(Stack(settings, app_settings), reuse=False)

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import base64
-import socket
 
+from runners.stack.ports import free_ports
 from tests.api_helpers import api_client, photo_bytes
 from transforms.settings import REPO_ROOT, Settings
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings_for(tmp_path, **update) -> Settings:
@@ -20,7 +14,7 @@ def settings_for(tmp_path, **update) -> Settings:
 
 
 def test_redis_down_still_answers(tmp_path) -> None:
-    with api_client(settings_for(tmp_path, redis_url=f"redis://127.0.0.1:{dead_port()}/0")) as (client, headers):
+    with api_client(settings_for(tmp_path, redis_url=f"redis://127.0.0.1:{free_ports(1)[0]}/0")) as (client, headers):
         body = {
             "image_data": base64.b64encode(photo_bytes("coffee", size=128)).decode(),
             "model_id": "scene-classification",
@@ -34,7 +28,7 @@ def test_redis_down_still_answers(tmp_path) -> None:
 
 
 def test_inference_server_down_is_503_with_retry_after(tmp_path) -> None:
-    with api_client(settings_for(tmp_path, triton_url=f"127.0.0.1:{dead_port()}")) as (client, headers):
+    with api_client(settings_for(tmp_path, triton_url=f"127.0.0.1:{free_ports(1)[0]}")) as (client, headers):
         body = {
             "image_data": base64.b64encode(photo_bytes("coffee", size=129)).decode(),
             "model_id": "scene-classification",

@@ -14,6 +14,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from runners.stack.ports import free_ports
 from transforms.cache import (
     CacheKey,
     MemoryResultCache,
@@ -30,12 +31,6 @@ from transforms.settings import Settings
 LABELS = [Label("cat", 0.91234567), Label("dog", 0.05), Label("person", 0.4, [1.5, 2.25, 300.0, 400.125])]
 ROUNDED = [Label.from_dict(label.to_dict()) for label in LABELS]  # what the cache stores: 6-place scores
 TTL = 7 * 24 * 3600
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def redis_errors(op: str, component: str = "result cache") -> float:
@@ -157,7 +152,7 @@ def test_make_cache_follows_settings(redis_url: str) -> None:
 
 
 def test_redis_refusing_connections_degrades_to_misses() -> None:
-    cache = RedisResultCache.from_url(f"redis://127.0.0.1:{free_port()}/0", TTL)
+    cache = RedisResultCache.from_url(f"redis://127.0.0.1:{free_ports(1)[0]}/0", TTL)
     gets, puts = redis_errors("get"), redis_errors("put")
     cache.put("h", "m", "1", LABELS)
     assert cache.get("h", "m", "1") is None
@@ -184,7 +179,7 @@ class PrivateRedis:
     """A Redis of one test's own, so the test may stop and restart it on the same port."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runners.stack.ports import free_ports
 from tests.api_helpers import photo_bytes
 from transforms.settings import REPO_ROOT
 
@@ -23,9 +23,7 @@ DEV_KEY = "irk_test_dev_key"
 @pytest.fixture(scope="module")
 def served_api(tmp_path_factory: pytest.TempPathFactory):
     var = tmp_path_factory.mktemp("served")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_ports(1)[0]
     env = {
         **os.environ,
         "IMGREC_VAR_DIR": str(var),

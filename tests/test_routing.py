@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,6 +10,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from runners.stack.ports import free_ports
 from transforms.cache import redis_client
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
@@ -200,9 +200,7 @@ def test_make_router_follows_settings(redis_url: str) -> None:
 
 
 def test_redis_down_falls_back_to_the_registry() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again at once: nothing listens there
+    port = free_ports(1)[0]  # nothing listens there
     registry = Registry(m=RouteEntry("v1", "v2", 1.0))
     r = router(RedisRouteStore(redis_client(f"redis://127.0.0.1:{port}/0")), registry)
     errors = REGISTRY.get_sample_value("imgrec_redis_errors_total", {"component": "version router", "op": "get"})

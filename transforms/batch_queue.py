@@ -53,6 +53,9 @@ class KafkaBatchQueue:
                         compression_type="lz4",
                         request_timeout_ms=10_000,
                         max_block_ms=10_000,
+                        # Fail fast when the broker is down: the caller gets a 503 and retries.
+                        bootstrap_timeout_ms=5_000,
+                        delivery_timeout_ms=30_000,
                     )
                 except KafkaError as exc:
                     raise QueueUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
@@ -72,9 +75,12 @@ class KafkaBatchQueue:
             raise QueueUnavailable(f"Kafka did not accept the batch: {exc}") from exc
 
     def ready(self) -> bool:
+        """The broker answers metadata for the batch topic (`bootstrap_connected` is unreliable here)."""
+        from kafka.errors import KafkaError
+
         try:
-            return bool(self._connected().bootstrap_connected())
-        except QueueUnavailable:
+            return bool(self._connected().partitions_for(self.topic))
+        except (QueueUnavailable, KafkaError):
             return False
 
     def close(self) -> None:

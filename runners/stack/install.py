@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -63,10 +62,7 @@ def ensure_kafka_jars(settings: StackSettings, say: Callable[[str], None] = prin
 
 
 def ensure_connector_jars(settings: StackSettings, say: Callable[[str], None]) -> None:
-    """The Flink Kafka connector jars, owned by the pipelines package (skipped while it does not exist)."""
-    if importlib.util.find_spec("pipelines.connector_jars") is None:
-        say("flink kafka connector jars: pipelines.connector_jars not present yet, skipped")
-        return
+    """The Flink Kafka connector jars the batch job loads (the pipelines package knows which)."""
     from pipelines.connector_jars import ensure_connector_jars as ensure
 
     jars = ensure(settings.cache_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -68,10 +67,8 @@ class Stack:
             component.after_ready()
         return timings
 
-    def submit_job(self) -> str | None:
-        """Submit the batch job to the Flink cluster (a running one is kept); None while none exists yet."""
-        if importlib.util.find_spec("pipelines.submit") is None:
-            return None
+    def submit_job(self) -> str:
+        """Submit the batch job to the Flink cluster (a running one is kept); its job id."""
         from pipelines.submit import submit_job
 
         return submit_job(self.app_settings)
@@ -82,8 +79,8 @@ class Stack:
         if self.settings.submit_job:
             began = time.monotonic()
             try:
-                if self.submit_job() is not None:
-                    timings["flink-job"] = time.monotonic() - began
+                self.submit_job()
+                timings["flink-job"] = time.monotonic() - began
             except Exception as exc:
                 # The services still come up; the job can be submitted later with the `imgrec job` commands.
                 self.notes.append(f"batch job not submitted: {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import shutil
@@ -100,7 +99,7 @@ class Postgres(Component):
         with self._connect("postgres") as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{db}"')
-        if importlib.util.find_spec("transforms.store.migrations") is not None:
-            from transforms.store.migrations import upgrade
+        # Imported here: Alembic is only needed once the server is up.
+        from transforms.store.migrations import upgrade
 
-            upgrade(self.url)
+        upgrade(self.url)

@@ -45,13 +45,10 @@ class Triton(Component):
         """The configured repository, else one generated from the model registry under the stack root."""
         if self.settings.triton_repository is not None:
             return self.settings.triton_repository
-        dest = self.dir / "models"
-        if importlib.util.find_spec("runners.triton_repository") is not None:
-            from runners.triton_repository import build_triton_repository
+        # Imported here: it loads onnxruntime, which `imgrec stack status` does not need.
+        from runners.triton_repository import build_triton_repository
 
-            return build_triton_repository(self.app_settings, dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        return dest
+        return build_triton_repository(self.app_settings, self.dir / "models")
 
     def prepare(self) -> None:
         # The Python backend runs the stub found next to it, built for this interpreter's version,
