@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
+from transforms.cache import redis_client
 from transforms.settings import Settings
 
 PORT_FIELDS = (
@@ -91,6 +93,14 @@ def postgres_url(test_stack: TestStack) -> str:
 def redis_url(test_stack: TestStack) -> str:
     """redis:// URL of a real Redis."""
     return test_stack.ensure("redis").redis_url
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the session's real Redis."""
+    conn = redis_client(redis_url)
+    yield conn
+    conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ from transforms.cache import (
     decode_labels,
     encode_labels,
     make_cache,
-    redis_client,
 )
 from transforms.handlers.base import Label
 from transforms.settings import Settings
@@ -37,17 +36,10 @@ def redis_errors(op: str, component: str = "result cache") -> float:
     return REGISTRY.get_sample_value("imgrec_redis_errors_total", {"component": component, "op": op}) or 0.0
 
 
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis_client(redis_url)
-    yield c
-    c.close()
-
-
 @pytest.fixture(params=["redis", "memory"])
 def cache(request: pytest.FixtureRequest) -> ResultCache:
     if request.param == "redis":
-        return RedisResultCache(request.getfixturevalue("client"), TTL)
+        return RedisResultCache(request.getfixturevalue("redis_conn"), TTL)
     return MemoryResultCache(TTL, max_entries=100)
 
 
@@ -80,17 +72,17 @@ def test_get_many_and_put_many(cache: ResultCache) -> None:
     assert cache.get_many([]) == []
 
 
-def test_redis_layout_encoding_and_ttl(client: redis.Redis) -> None:
-    cache = RedisResultCache(client, TTL)
+def test_redis_layout_encoding_and_ttl(redis_conn: redis.Redis) -> None:
+    cache = RedisResultCache(redis_conn, TTL)
     image = unique("layout")
     cache.put(image, "scene", "2024-01", LABELS)
     key = f"result:{image}:scene:2024-01"
-    raw = client.get(key)
+    raw = redis_conn.get(key)
     assert raw is not None
     assert json.loads(lz4.frame.decompress(raw)) == [label.to_dict() for label in LABELS]
-    assert TTL - 5 <= client.ttl(key) <= TTL
+    assert TTL - 5 <= redis_conn.ttl(key) <= TTL
     # One value is readable by every process: a second client sees it.
-    assert RedisResultCache(client, TTL).get(image, "scene", "2024-01") == decode_labels(raw)
+    assert RedisResultCache(redis_conn, TTL).get(image, "scene", "2024-01") == decode_labels(raw)
 
 
 def test_compression_pays_off_on_a_label_array() -> None:
@@ -99,10 +91,10 @@ def test_compression_pays_off_on_a_label_array() -> None:
     assert len(encode_labels(many)) < len(plain) / 2
 
 
-def test_unreadable_redis_value_is_a_miss(client: redis.Redis) -> None:
-    cache = RedisResultCache(client, TTL)
+def test_unreadable_redis_value_is_a_miss(redis_conn: redis.Redis) -> None:
+    cache = RedisResultCache(redis_conn, TTL)
     image = unique("garbage")
-    client.set(f"result:{image}:m:1", b"not lz4")
+    redis_conn.set(f"result:{image}:m:1", b"not lz4")
     before = redis_errors("decode")
     assert cache.get(image, "m", "1") is None
     assert redis_errors("decode") == before + 1

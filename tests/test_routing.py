@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -44,17 +44,10 @@ def unique(model: str) -> str:
     return f"{model}#{time.time_ns()}"
 
 
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis_client(redis_url)
-    yield c
-    c.close()
-
-
 @pytest.fixture(params=["redis", "memory"])
 def store(request: pytest.FixtureRequest) -> RouteStore:
     if request.param == "redis":
-        return RedisRouteStore(request.getfixturevalue("client"))
+        return RedisRouteStore(request.getfixturevalue("redis_conn"))
     return MemoryRouteStore()
 
 
@@ -80,14 +73,14 @@ def test_unknown_model_is_404_and_not_cached(store: RouteStore) -> None:
     assert registry.reads == 2
 
 
-def test_redis_layout_and_ttl(client: redis.Redis) -> None:
+def test_redis_layout_and_ttl(redis_conn: redis.Redis) -> None:
     model = unique("det")
-    r = router(RedisRouteStore(client), Registry(det=RouteEntry("3", "4", 0.05)))
+    r = router(RedisRouteStore(redis_conn), Registry(det=RouteEntry("3", "4", 0.05)))
     r.resolve(model)
     key = route_key(model)
     assert key == f"model:active:{model}"
-    assert client.hgetall(key) == {b"version": b"3", b"canary_version": b"4", b"canary_weight": b"0.05"}
-    assert 55 <= client.ttl(key) <= 60
+    assert redis_conn.hgetall(key) == {b"version": b"3", b"canary_version": b"4", b"canary_weight": b"0.05"}
+    assert 55 <= redis_conn.ttl(key) <= 60
 
 
 def test_an_expired_route_is_refilled_from_the_registry() -> None:
@@ -103,20 +96,20 @@ def test_an_expired_route_is_refilled_from_the_registry() -> None:
     assert registry.reads == 2
 
 
-def test_deleted_redis_key_is_refilled(client: redis.Redis) -> None:
+def test_deleted_redis_key_is_refilled(redis_conn: redis.Redis) -> None:
     model = unique("m")
     registry = Registry(m=RouteEntry("v1"))
-    r = router(RedisRouteStore(client), registry)
+    r = router(RedisRouteStore(redis_conn), registry)
     r.resolve(model)
-    client.delete(route_key(model))
+    redis_conn.delete(route_key(model))
     assert r.resolve(model) == "v1"
     assert registry.reads == 2
 
 
-def test_malformed_redis_entry_is_refilled(client: redis.Redis) -> None:
+def test_malformed_redis_entry_is_refilled(redis_conn: redis.Redis) -> None:
     model = unique("m")
-    client.hset(route_key(model), mapping={"version": "x", "canary_weight": "lots"})
-    assert router(RedisRouteStore(client), Registry(m=RouteEntry("v1"))).resolve(model) == "v1"
+    redis_conn.hset(route_key(model), mapping={"version": "x", "canary_weight": "lots"})
+    assert router(RedisRouteStore(redis_conn), Registry(m=RouteEntry("v1"))).resolve(model) == "v1"
 
 
 def test_canary_draw_below_weight(store: RouteStore) -> None:
@@ -167,10 +160,10 @@ def test_promote_and_canary_lifecycle(store: RouteStore) -> None:
     assert r.resolve(model) == "v2.1"
 
 
-def test_promotion_is_seen_by_every_router_sharing_redis(client: redis.Redis) -> None:
+def test_promotion_is_seen_by_every_router_sharing_redis(redis_conn: redis.Redis) -> None:
     model = unique("m")
     registry = Registry(m=RouteEntry("v1"))
-    first, second = router(RedisRouteStore(client), registry), router(RedisRouteStore(client), registry)
+    first, second = router(RedisRouteStore(redis_conn), registry), router(RedisRouteStore(redis_conn), registry)
     assert second.resolve(model) == "v1"
     first.promote(model, "v2")
     assert second.resolve(model) == "v2"
