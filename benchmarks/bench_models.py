@@ -70,12 +70,13 @@ def triton_url() -> Iterator[str]:
 
 def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[str, float]:
     model = find(model_id)
-    handler = get_handler(model)
+    settings = get_settings()
+    handler = get_handler(model, settings.resolved_model_store)
     image = Image.fromarray(data.astronaut())
     tensor, _ = handler.preprocess(image)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = get_settings().ort_threads
-    session = ort.InferenceSession(str(model.artifact_path(get_settings().resolved_model_store)), options)
+    options.intra_op_num_threads = settings.ort_threads
+    session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)), options)
     row = {}
     for batch in BATCHES:
         feed = {handler.input_name: np.stack([tensor] * batch)}

@@ -73,7 +73,7 @@ def main() -> None:
     jpeg = photo()
     model = find(MODEL_ID)
     settings = Settings(model_store=REPO_ROOT / "var" / "models")
-    handler = get_handler(model)
+    handler = get_handler(model, settings.resolved_model_store)
     session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)))
 
     def raw_model(_: int) -> None:

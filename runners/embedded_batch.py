@@ -9,15 +9,12 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from transforms.backends.base import InferenceUnavailable
 from transforms.batch_queue import InProcessBatchQueue
 from transforms.batch_steps import BatchSteps
 from transforms.messages import BatchItemMessage
-
-if TYPE_CHECKING:
-    from runners.services import Services
+from transforms.ports import Ports
 
 log = logging.getLogger(__name__)
 REQUEUE_DELAY_S = 2.0
@@ -27,11 +24,10 @@ MAX_UNEXPECTED_FAILURES = 3
 class EmbeddedBatchRunner:
     """`settings.batch_workers` threads, each pulling up to one micro-batch at a time."""
 
-    def __init__(self, services: Services, source: InProcessBatchQueue) -> None:
-        s = services
-        self.settings = s.settings
+    def __init__(self, ports: Ports, source: InProcessBatchQueue) -> None:
+        self.settings = ports.settings
         self.source = source
-        self.steps = BatchSteps(s.settings, s.store, s.catalog, s.router, s.cache, s.backend, s.blobs)
+        self.steps = BatchSteps(ports)
         self._failures: dict[str, int] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -89,6 +85,6 @@ class EmbeddedBatchRunner:
                 retry.append(m)
             else:
                 self._failures.pop(m.request_id)
-                self.steps.store.fail_request(m.request_id, "internal_error", "The item failed repeatedly.")
+                self.steps.ports.store.fail_request(m.request_id, "internal_error", "The item failed repeatedly.")
         time.sleep(REQUEUE_DELAY_S)
         self.source.publish(retry)

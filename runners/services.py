@@ -1,4 +1,4 @@
-"""The composition root: picks each port's adapter from settings (real service or embedded default)."""
+"""The composition root: the ports (real service or embedded default, chosen by settings) and what runs on them."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms.backends import make_backend
-from transforms.backends.base import InferenceBackend
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue, make_batch_queue
 from transforms.batch_submission import BatchSubmitter
-from transforms.blobs import BlobStore, make_blob_store
-from transforms.cache import ResultCache, make_cache, redis_client
-from transforms.catalog import ModelCatalog
 from transforms.model_registry import load_registry
+from transforms.ports import Ports
 from transforms.recognizer import Recognizer
-from transforms.routing import VersionRouter, make_router, route_from_versions
 from transforms.settings import Settings
 from transforms.store import Store
 from transforms.store.migrations import upgrade
@@ -29,18 +24,20 @@ DEV_CALLER = "dev"
 class Services:
     """Everything the API and the embedded batch runner use, built once per process."""
 
-    settings: Settings
-    store: Store
-    catalog: ModelCatalog
-    router: VersionRouter
-    cache: ResultCache
-    backend: InferenceBackend
-    blobs: BlobStore
+    ports: Ports
     queue: BatchQueue
     recognizer: Recognizer
     batches: BatchSubmitter
     webhooks: WebhookDispatcher
     _background: list[Any] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.ports.settings
+
+    @property
+    def store(self) -> Store:
+        return self.ports.store
 
     def start(self) -> None:
         """Migrate, seed the registry, create the dev key where asked, and start background workers."""
@@ -57,7 +54,7 @@ class Services:
         if isinstance(self.queue, InProcessBatchQueue):
             from runners.embedded_batch import EmbeddedBatchRunner
 
-            runner = EmbeddedBatchRunner(self, self.queue)
+            runner = EmbeddedBatchRunner(self.ports, self.queue)
             runner.start()
             self._background.append(runner)
 
@@ -66,15 +63,14 @@ class Services:
             worker.stop()
         self.webhooks.stop()
         self.queue.close()
-        self.backend.close()
-        self.store.close()
+        self.ports.close()
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Each dependency: whether it answers, and whether the service needs it to serve."""
         return {
             "database": {"ok": self.store.ping(), "required": True},
-            "inference": {"ok": _safe(self.backend.ready), "required": True},
-            "cache": {"ok": _safe(self.cache.ready), "required": False},
+            "inference": {"ok": _safe(self.ports.backend.ready), "required": True},
+            "cache": {"ok": _safe(self.ports.cache.ready), "required": False},
             "queue": {"ok": _safe(self.queue.ready), "required": False},
         }
 
@@ -87,26 +83,14 @@ def _safe(check: Any) -> bool:
 
 
 def build_services(settings: Settings) -> Services:
-    """Wire adapters chosen by settings: PostgreSQL or SQLite, Redis or in-process, Triton or ONNX Runtime, ..."""
+    """Wire the ports from settings and the use cases on top of them."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.from_url(settings.resolved_database_url)
-    catalog = ModelCatalog(store)
-    client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool for cache and router
-    cache = make_cache(settings, client)
-    router = make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client=client)
-    backend = make_backend(settings)
-    blobs = make_blob_store(settings)
+    ports = Ports.from_settings(settings)
     queue = make_batch_queue(settings)
     return Services(
-        settings=settings,
-        store=store,
-        catalog=catalog,
-        router=router,
-        cache=cache,
-        backend=backend,
-        blobs=blobs,
+        ports=ports,
         queue=queue,
-        recognizer=Recognizer(settings, store, catalog, router, cache, backend, blobs),
-        batches=BatchSubmitter(settings, store, catalog, blobs, queue),
-        webhooks=WebhookDispatcher(settings, store),
+        recognizer=Recognizer(ports),
+        batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue),
+        webhooks=WebhookDispatcher(settings, ports.store),
     )

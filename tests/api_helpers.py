@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -33,3 +35,28 @@ def api_client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]
     with TestClient(app) as client:
         key = app.state.services.store.create_api_key("tester")
         yield client, {"Authorization": f"Bearer {key}"}
+
+
+@contextmanager
+def image_server(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving `path -> (body, content type)`; 404 for anything else."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body, content_type = files.get(self.path, (b"", ""))
+            self.send_response(200 if content_type else 404)
+            self.send_header("Content-Type", content_type or "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.api_helpers import api_client, photo_bytes
+from tests.api_helpers import api_client, image_server, photo_bytes
 from transforms.settings import REPO_ROOT, Settings
 
 MODEL_STORE = REPO_ROOT / "var" / "models"
@@ -18,7 +18,8 @@ SCENE = "scene-classification"
 @pytest.fixture(scope="module", params=["embedded", "stack"])
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     var = tmp_path_factory.mktemp(f"api-{request.param}")
-    settings = Settings(var_dir=var, model_store=MODEL_STORE, _env_file=None)
+    # 127.0.0.1 is allow-listed so a local HTTP server can serve image URLs; every other private address is not.
+    settings = Settings(var_dir=var, model_store=MODEL_STORE, fetch_allow_hosts=["127.0.0.1"], _env_file=None)
     if request.param == "stack":
         stack = request.getfixturevalue("stack_settings")
         settings = settings.model_copy(
@@ -84,6 +85,23 @@ def test_detector_returns_boxes_in_image_pixels(client) -> None:
     assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
 
 
+def test_image_url_is_fetched(client) -> None:
+    c, headers = client
+    with image_server(
+        {
+            "/cat.png": (photo_bytes("chelsea", fmt="PNG", size=224), "image/png"),
+            "/page": (b"<html></html>", "text/html"),
+        }
+    ) as base:
+        r = c.post("/v1/recognize", json={"image_url": f"{base}/cat.png", "model_id": SCENE}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert any("cat" in lbl["label"] for lbl in r.json()["labels"])
+        r = c.post("/v1/recognize", json={"image_url": f"{base}/page", "model_id": SCENE}, headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (415, "url_not_image")
+        r = c.post("/v1/recognize", json={"image_url": f"{base}/missing.jpg", "model_id": SCENE}, headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "url_fetch_failed")
+
+
 def _tiny(fmt: str) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format=fmt)
@@ -107,7 +125,7 @@ BAD_INPUTS = [
         422,
         "image_truncated",
     ),
-    ({"image_url": "http://127.0.0.1:9/x.jpg", "model_id": SCENE}, 400, "url_forbidden"),
+    ({"image_url": "http://[::1]:9/x.jpg", "model_id": SCENE}, 400, "url_forbidden"),
     ({"image_url": "http://169.254.169.254/latest/meta-data", "model_id": SCENE}, 400, "url_forbidden"),
     ({"image_url": "ftp://example.com/x.jpg", "model_id": SCENE}, 400, "url_forbidden"),
     ({"image_url": "http:///x.jpg", "model_id": SCENE}, 400, "bad_url"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -26,7 +27,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory):
     )
     upgrade(settings.resolved_database_url)
     built = BatchSteps.from_settings(settings)
-    built.store.seed_registry(load_registry())
+    built.ports.store.seed_registry(load_registry())
     yield built
     built.close()
 
@@ -43,15 +44,15 @@ def result_rows(steps: BatchSteps, prefix: str) -> list[dict]:
         .where(r.c.request_id.like(f"{prefix}%"))
         .order_by(r.c.request_id)
     )
-    with steps.store.engine.connect() as conn:
+    with steps.ports.store.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(q)]
 
 
 def test_run_infers_misses_in_micro_batches_serves_repeats_from_cache_and_fails_bad_items(steps) -> None:
-    coffee = steps.blobs.put("claims/coffee.jpg", photo_bytes("coffee", size=160))
-    cat = steps.blobs.put("claims/cat.jpg", photo_bytes("chelsea", size=160))
-    garbage = steps.blobs.put("claims/garbage.jpg", b"not an image")
-    uris = [coffee, cat, coffee, cat, coffee, garbage, f"{steps.blobs.root_uri}/claims/missing.jpg"]
+    coffee = steps.ports.blobs.put("claims/coffee.jpg", photo_bytes("coffee", size=160))
+    cat = steps.ports.blobs.put("claims/cat.jpg", photo_bytes("chelsea", size=160))
+    garbage = steps.ports.blobs.put("claims/garbage.jpg", b"not an image")
+    uris = [coffee, cat, coffee, cat, coffee, garbage, f"{steps.ports.blobs.root_uri}/claims/missing.jpg"]
     raws = [message(steps, f"run-{i}", uri).to_json() for i, uri in enumerate(uris)]
     raws.insert(2, b'{"schema": "imgrec.batch_item/v1"}')  # bad: skipped, the rest go on
 
@@ -72,7 +73,7 @@ def test_run_infers_misses_in_micro_batches_serves_repeats_from_cache_and_fails_
 
 
 def test_replaying_messages_changes_nothing(steps) -> None:
-    uri = steps.blobs.put("claims/rocket.jpg", photo_bytes("rocket", size=128))
+    uri = steps.ports.blobs.put("claims/rocket.jpg", photo_bytes("rocket", size=128))
     raws = [message(steps, f"replay-{i}", uri, confidence_threshold=0.0).to_json() for i in range(3)]
     steps.run(raws)
     first = result_rows(steps, "replay-")
@@ -80,13 +81,13 @@ def test_replaying_messages_changes_nothing(steps) -> None:
     steps.run(raws)
     assert result_rows(steps, "replay-") == first
     res = t.inference_results
-    with steps.store.engine.connect() as conn:
+    with steps.ports.store.engine.connect() as conn:
         count = conn.execute(select(func.count()).where(res.c.request_id.like("replay-%"))).scalar_one()
     assert count == 3
 
 
 def test_thresholds_apply_per_item_after_the_cache(steps) -> None:
-    uri = steps.blobs.put("claims/astronaut.jpg", photo_bytes("astronaut", size=128))
+    uri = steps.ports.blobs.put("claims/astronaut.jpg", photo_bytes("astronaut", size=128))
     low, high = message(steps, "thr-0", uri, confidence_threshold=0.0), message(steps, "thr-1", uri,
                                                                                  confidence_threshold=1.0)
     steps.run([low])
@@ -114,3 +115,16 @@ def test_bad_messages_are_refused_with_a_reason_for_the_dead_letter_topic(raw: b
     letter = json.loads(dead_letter(raw, refused.value.reason))
     assert letter["reason"] == refused.value.reason
     assert letter["message"] == raw.decode("utf-8", "replace")
+
+
+def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> None:
+    # A registry row whose preprocessing does not fit its network (9x9 into an 8x8 model): ONNX Runtime refuses
+    # every batch. Replaying would stall the pipeline forever; the items fail with a code instead.
+    tiny = next(m for m in load_registry() if m.model_id == "tiny-rgb")
+    broken = dataclasses.replace(tiny, model_id="tiny-misfit", extra={**tiny.extra, "resize": 9, "crop": 9})
+    steps.ports.store.seed_registry([broken])
+    uri = steps.ports.blobs.put("claims/misfit.jpg", photo_bytes("coffee", size=64))
+    msg = BatchItemMessage(request_id="misfit-0", caller_id="producer", model_id="tiny-misfit", image_uri=uri)
+    assert steps.run([msg]) == []
+    row = result_rows(steps, "misfit-")[0]
+    assert (row["status"], row["error_code"], row["labels"]) == ("failed", "inference_failed", None)

@@ -31,7 +31,7 @@ def photo(name: str) -> Image.Image:
 def predict(backend: InferenceBackend, model_id: str, *images: Image.Image) -> list[Prediction]:
     """Preprocess, one backend call, postprocess: what the service does per micro-batch."""
     model = find(model_id)
-    handler = get_handler(model)
+    handler = get_handler(model, get_settings().resolved_model_store)
     batch, metas = handler.preprocess_batch(images)
     return handler.postprocess_batch(backend.infer(model, {handler.input_name: batch}, handler.output_names), metas)
 

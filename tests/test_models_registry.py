@@ -17,6 +17,8 @@ from transforms.handlers import get_handler
 from transforms.model_registry import artifact_path, find, load_registry, lock_key
 from transforms.settings import get_settings
 
+STORE = get_settings().resolved_model_store
+
 
 def test_registry_rows_are_complete_and_locked() -> None:
     rows = load_registry()
@@ -30,7 +32,7 @@ def test_registry_rows_are_complete_and_locked() -> None:
         entry = lock[lock_key(row)]
         assert set(entry["artifacts"]) == {"model.onnx", "labels.json"}
         assert all(s["sha256"] and s["version"] for s in entry["sources"])
-        get_handler(row)  # every row names a known handler
+        get_handler(row, STORE)  # every row names a known handler
 
 
 def test_built_store_matches_the_lock() -> None:
@@ -39,7 +41,7 @@ def test_built_store_matches_the_lock() -> None:
         entry = lock[lock_key(row)]
         directory = artifact_path(row).parent
         assert is_cached(directory, entry, recipe_hash(entry)), f"{row.model_id}: run `imgrec models build`"
-        assert len(json.loads((directory / "labels.json").read_text())) == len(get_handler(row).labels)
+        assert len(json.loads((directory / "labels.json").read_text())) == len(get_handler(row, STORE).labels)
 
 
 def test_a_changed_lock_or_recipe_is_not_cached() -> None:
@@ -53,7 +55,7 @@ def test_a_changed_lock_or_recipe_is_not_cached() -> None:
 
 def test_unknown_handler_and_version_are_clear_errors() -> None:
     with pytest.raises(KeyError, match="unknown handler"):
-        get_handler(replace(find("tiny-rgb"), handler="nope"))
+        get_handler(replace(find("tiny-rgb"), handler="nope"), STORE)
     with pytest.raises(KeyError, match="no registry row"):
         find("tiny-rgb", version="99")
 

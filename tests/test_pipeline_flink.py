@@ -8,14 +8,15 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from PIL import Image
+from skimage import data as skimage_data
 from sqlalchemy import func, select
 
 from pipelines.job_spec import JobOptions
 from pipelines.submit import cancel_job, job_status, submit_job
-from tests.api_helpers import photo_bytes
 from transforms.batch_queue import KafkaBatchQueue
 from transforms.blobs import make_blob_store
 from transforms.messages import BatchItemMessage
@@ -53,8 +54,18 @@ def wait_running(settings: Settings, timeout_s: float = 120) -> None:
 
 
 def photos(count: int, name: str = "coffee") -> list[bytes]:
-    """`count` distinct JPEGs of one photograph (distinct sizes, so distinct hashes)."""
-    return [photo_bytes(name, size=96 + i) for i in range(count)]
+    """`count` distinct JPEGs of one full-size photograph (JPEG quality and a small crop vary, so hashes differ).
+
+    Full size because the real classifier's answer on thumbnails wanders (a 96 px coffee is "consomme").
+    """
+    image = Image.fromarray(np.asarray(getattr(skimage_data, name)())).convert("RGB")
+    out = []
+    for i in range(count):
+        crop = i // 30
+        buf = io.BytesIO()
+        image.crop((crop, crop, image.width - crop, image.height - crop)).save(buf, "JPEG", quality=70 + i % 30)
+        out.append(buf.getvalue())
+    return out
 
 
 def publish(settings: Settings, prefix: str, images: Sequence[bytes], start: int = 0) -> list[BatchItemMessage]:

@@ -5,7 +5,8 @@ parse a message -> admit (request row) -> fetch + hash + route the version once 
 
 Every value passed between steps is a plain picklable dataclass, so an engine may put any step in its own
 operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
-an unavailable inference back end is retried, then raised so the engine can replay the micro-batch.
+an unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
+inference fault fails the micro-batch's items (`inference_failed`) instead of replaying them forever.
 """
 
 from __future__ import annotations
@@ -20,20 +21,17 @@ from datetime import UTC, datetime
 import numpy as np
 from pydantic import ValidationError
 
-from transforms.backends.base import InferenceBackend, InferenceUnavailable
-from transforms.blobs import BlobStore
-from transforms.cache import CacheKey, ResultCache
-from transforms.catalog import ModelCatalog
+from transforms.backends.base import InferenceUnavailable
+from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
 from transforms.fetch import fetch_image
-from transforms.handlers import get_handler
-from transforms.handlers.base import Label, ModelHandler, ModelVersion, PreprocessMeta
+from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
-from transforms.routing import VersionRouter
+from transforms.ports import Ports
 from transforms.settings import Settings
-from transforms.store import CompletedItem, Store
+from transforms.store import CompletedItem
 from transforms.thresholds import apply_threshold
 
 log = logging.getLogger(__name__)
@@ -121,86 +119,49 @@ def dead_letter(raw: bytes | str, reason: str) -> str:
 class BatchSteps:
     """The batch path's steps over the service's ports; one instance per worker (thread or operator)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        catalog: ModelCatalog,
-        router: VersionRouter,
-        cache: ResultCache,
-        backend: InferenceBackend,
-        blobs: BlobStore,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.catalog = catalog
-        self.router = router
-        self.cache = cache
-        self.backend = backend
-        self.blobs = blobs
-        self._handlers: dict[str, ModelHandler] = {}
+    def __init__(self, ports: Ports) -> None:
+        self.ports = ports
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchSteps:
-        """Build the ports from settings, wired as the service's composition root does (a Flink operator's `open`)."""
-        from transforms.backends import make_backend
-        from transforms.blobs import make_blob_store
-        from transforms.cache import make_cache, redis_client
-        from transforms.routing import make_router, route_from_versions
-
-        store = Store.from_url(settings.resolved_database_url)
-        catalog = ModelCatalog(store)
-        client = redis_client(settings.redis_url) if settings.redis_url else None
-        router = make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client=client)
-        return cls(
-            settings, store, catalog, router, make_cache(settings, client), make_backend(settings),
-            make_blob_store(settings),
-        )
+        """Build the ports from settings (what a Flink operator does in `open`)."""
+        return cls(Ports.from_settings(settings))
 
     def close(self) -> None:
-        self.backend.close()
-        self.store.close()
-
-    def handler(self, model: ModelVersion) -> ModelHandler:
-        key = model_key(model)
-        if key not in self._handlers:
-            # Bound to this worker's model store: a Flink TaskManager runs a shipped copy of the code, where
-            # the process-wide default (<checkout>/var/models) does not exist.
-            self._handlers[key] = type(get_handler(model))(model, self.settings.resolved_model_store)
-        return self._handlers[key]
+        self.ports.close()
 
     # --- per item -------------------------------------------------------------------------------------------
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.store.ensure_request(msg)
+        self.ports.store.ensure_request(msg)
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
-        version = self.router.resolve(msg.model_id)
-        model = self.catalog.get(msg.model_id, version)
+        version = self.ports.router.resolve(msg.model_id)
+        model = self.ports.catalog.get(msg.model_id, version)
         if msg.image_uri.startswith(("http://", "https://")):
-            data = fetch_image(msg.image_uri, self.settings, max_bytes=self.settings.batch_max_bytes)
+            data = fetch_image(msg.image_uri, self.ports.settings, max_bytes=self.ports.settings.batch_max_bytes)
         else:
-            data = self.blobs.get(msg.image_uri)
+            data = self.ports.blobs.get(msg.image_uri)
         return FetchedItem(msg, model, sha256_hex(data), data)
 
     def lookup(self, item: FetchedItem) -> Outcome | None:
         """The cached labels of this image and model version, or None on a miss."""
-        labels = self.cache.get(item.image_hash, item.model.model_id, item.model.version)
+        labels = self.ports.cache.get(item.image_hash, item.model.model_id, item.model.version)
         if labels is None:
             return None
         return Outcome(item.msg, item.model, item.image_hash, list(labels), cache_hit=True)
 
     def preprocess(self, item: FetchedItem) -> PreparedItem:
         """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
-        image = decode_image(item.data, max_pixels=self.settings.max_pixels)
-        tensor, meta = self.handler(item.model).preprocess(image)
+        image = decode_image(item.data, max_pixels=self.ports.settings.max_pixels)
+        tensor, meta = self.ports.handler(item.model).preprocess(image)
         return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
         """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.store.fail_request(msg.request_id, error.code, error.message, image_hash)
+        self.ports.store.fail_request(msg.request_id, error.code, error.message, image_hash)
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -214,18 +175,27 @@ class BatchSteps:
         model = items[0].model
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
-        self.store.mark_processing([i.msg.request_id for i in items])
+        self.ports.store.mark_processing([i.msg.request_id for i in items])
         unique: dict[str, PreparedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)
         firsts = list(unique.values())
         batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
-        predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts])
+        try:
+            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts])
+        except InferenceUnavailable:
+            raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
+        except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
+            log.exception("micro-batch of %s failed", model_key(model))
+            error = RecognitionError("inference_failed", f"inference failed: {exc}")
+            for item in items:
+                self.fail(item.msg, error, item.image_hash)
+            return []
         by_hash: dict[str, tuple[list[Label], str]] = {}
         for item, prediction in zip(firsts, predictions, strict=True):
             key = f"raw/{model.model_id}/{model.version}/{item.image_hash}.npz"
-            by_hash[item.image_hash] = (prediction.labels, self.blobs.put(key, raw_output_bytes(prediction)))
-        self.cache.put_many(
+            by_hash[item.image_hash] = (prediction.labels, self.ports.blobs.put(key, raw_output_bytes(prediction)))
+        self.ports.cache.put_many(
             [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
         )
         return [
@@ -234,10 +204,10 @@ class BatchSteps:
         ]
 
     def _infer_with_retry(self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta]) -> list:
-        handler = self.handler(model)
+        handler = self.ports.handler(model)
         for delay in (*INFER_RETRY_DELAYS_S, None):
             try:
-                return infer_tensors(model, handler, self.backend, batch, metas)
+                return infer_tensors(model, handler, self.ports.backend, batch, metas)
             except InferenceUnavailable as exc:
                 if delay is None:
                     raise
@@ -257,10 +227,18 @@ class BatchSteps:
             wanted = o.model.min_label_count if o.msg.min_label_count is None else o.msg.min_label_count
             kept, applied = apply_threshold(o.labels, threshold, wanted)
             completed.append(
-                CompletedItem(o.msg.request_id, o.model.model_id, o.model.version, o.image_hash, kept,
-                              o.raw_output_uri, o.cache_hit, applied)
+                CompletedItem(
+                    o.msg.request_id,
+                    o.model.model_id,
+                    o.model.version,
+                    o.image_hash,
+                    kept,
+                    o.raw_output_uri,
+                    o.cache_hit,
+                    applied,
+                )
             )
-        self.store.complete_requests(completed)
+        self.ports.store.complete_requests(completed)
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 
@@ -291,7 +269,7 @@ class BatchSteps:
                 self.fail(msg, exc, fetched.image_hash if fetched else None)
                 continue
             misses.setdefault(prepared.batch_key, []).append(prepared)
-        size = max(1, self.settings.micro_batch_size)
+        size = max(1, self.ports.settings.micro_batch_size)
         for group in misses.values():
             for start in range(0, len(group), size):
                 done.extend(self.infer(group[start : start + size]))

@@ -34,6 +34,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "url_not_image": 415,
     # models
     "unknown_model": 404,
+    "inference_failed": 500,
     # batches
     "batch_not_found": 404,
     # blob references (batch claim checks)

@@ -6,17 +6,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from transforms.backends.base import InferenceBackend, InferenceUnavailable
-from transforms.blobs import BlobStore
-from transforms.cache import ResultCache
-from transforms.catalog import ModelCatalog
-from transforms.handlers import get_handler
-from transforms.handlers.base import Label, ModelHandler, ModelVersion
+from transforms.backends.base import InferenceUnavailable
+from transforms.handlers.base import Label
 from transforms.inference import infer_images, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
-from transforms.routing import VersionRouter
-from transforms.settings import Settings
-from transforms.store import CompletedItem, NewRequest, Store
+from transforms.ports import Ports
+from transforms.store import CompletedItem, NewRequest
 from transforms.thresholds import apply_threshold
 
 log = logging.getLogger(__name__)
@@ -38,30 +33,8 @@ class Recognition:
 class Recognizer:
     """Runs one image through the model a caller asked for (the sync path of ARCHITECTURE.md)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        catalog: ModelCatalog,
-        router: VersionRouter,
-        cache: ResultCache,
-        backend: InferenceBackend,
-        blobs: BlobStore,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.catalog = catalog
-        self.router = router
-        self.cache = cache
-        self.backend = backend
-        self.blobs = blobs
-        self._handlers: dict[tuple[str, str], ModelHandler] = {}
-
-    def handler(self, model: ModelVersion) -> ModelHandler:
-        key = (model.model_id, model.version)
-        if key not in self._handlers:
-            self._handlers[key] = get_handler(model)
-        return self._handlers[key]
+    def __init__(self, ports: Ports) -> None:
+        self.ports = ports
 
     def recognize(
         self,
@@ -72,11 +45,11 @@ class Recognizer:
         min_label_count: int | None = None,
     ) -> Recognition:
         """Recognise one image; RecognitionError for bad input, InferenceUnavailable when the back end is down."""
-        version = self.router.resolve(model_id)  # chosen once, before the cache lookup
-        model = self.catalog.get(model_id, version)
+        version = self.ports.router.resolve(model_id)  # chosen once, before the cache lookup
+        model = self.ports.catalog.get(model_id, version)
         image_hash = sha256_hex(data)
         request_id = uuid.uuid4().hex
-        labels = self.cache.get(image_hash, model_id, version)
+        labels = self.ports.cache.get(image_hash, model_id, version)
         cache_hit = labels is not None
         request = NewRequest(
             request_id,
@@ -90,22 +63,22 @@ class Recognizer:
         raw_uri = None
         if labels is None:
             # Decode before any row is written, so a bad image leaves no trace.
-            image = decode_image(data, max_pixels=self.settings.max_pixels)
-            self.store.create_requests([request])
+            image = decode_image(data, max_pixels=self.ports.settings.max_pixels)
+            self.ports.store.create_requests([request])
             try:
-                prediction = infer_images(model, self.handler(model), self.backend, [image])[0]
+                prediction = infer_images(model, self.ports.handler(model), self.ports.backend, [image])[0]
             except InferenceUnavailable as exc:
-                self.store.fail_request(request_id, "backend_unavailable", str(exc), image_hash)
+                self.ports.store.fail_request(request_id, "backend_unavailable", str(exc), image_hash)
                 raise
             labels = prediction.labels
-            raw_uri = self.blobs.put(f"raw/{model_id}/{version}/{image_hash}.npz", raw_output_bytes(prediction))
-            self.cache.put(image_hash, model_id, version, labels)
+            raw_uri = self.ports.blobs.put(f"raw/{model_id}/{version}/{image_hash}.npz", raw_output_bytes(prediction))
+            self.ports.cache.put(image_hash, model_id, version, labels)
         threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
         wanted = model.min_label_count if min_label_count is None else min_label_count
         kept, applied = apply_threshold(labels, threshold, wanted)
         done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
         if cache_hit:  # one plain transaction: the hit path's only write
-            self.store.insert_completed(request, done)
+            self.ports.store.insert_completed(request, done)
         else:
-            self.store.complete_requests([done])
+            self.ports.store.complete_requests([done])
         return Recognition(request_id, model_id, version, kept, applied, cache_hit, image_hash)

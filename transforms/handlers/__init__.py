@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transforms.handlers.base import ModelHandler, ModelVersion
 from transforms.handlers.centerface import CenterFaceHandler
 from transforms.handlers.classifier import ClassifierHandler
@@ -13,9 +15,9 @@ HANDLERS: dict[str, type[ModelHandler]] = {
 }
 
 
-def get_handler(model: ModelVersion) -> ModelHandler:
-    """The handler for a registry row; KeyError names the known handlers."""
+def get_handler(model: ModelVersion, model_store: Path) -> ModelHandler:
+    """The handler for a registry row whose artifacts live in `model_store`; KeyError names the known handlers."""
     try:
-        return HANDLERS[model.handler](model)
+        return HANDLERS[model.handler](model, model_store)
     except KeyError:
         raise KeyError(f"{model.model_id}: unknown handler {model.handler!r}; known: {sorted(HANDLERS)}") from None

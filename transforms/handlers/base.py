@@ -20,8 +20,6 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 from PIL import Image
 
-from transforms.settings import get_settings
-
 MODEL_STORE_SCHEME = "model-store"
 
 
@@ -100,15 +98,14 @@ class ModelHandler(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, model: ModelVersion, model_store: Path | None = None) -> None:
+    def __init__(self, model: ModelVersion, model_store: Path) -> None:
         self.model = model
-        self._model_store = model_store
+        self.model_store = model_store
 
     @cached_property
     def labels(self) -> list[str]:
         """Class names, index-aligned with the model's scores (`labels.json` beside the artifact)."""
-        store = self._model_store or get_settings().resolved_model_store
-        return json.loads(self.model.artifact_path(store).with_name("labels.json").read_text())
+        return json.loads(self.model.artifact_path(self.model_store).with_name("labels.json").read_text())
 
     @property
     @abstractmethod
