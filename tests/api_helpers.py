@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
+from skimage import data as skimage_data
 
 from api.app import create_app
 from transforms.settings import Settings
@@ -18,9 +19,7 @@ from transforms.settings import Settings
 
 def photo_bytes(name: str = "coffee", fmt: str = "JPEG", size: int | None = None) -> bytes:
     """A real photograph shipped with scikit-image, encoded as `fmt`."""
-    from skimage import data
-
-    img = Image.fromarray(np.asarray(getattr(data, name)()))
+    img = Image.fromarray(np.asarray(getattr(skimage_data, name)()))
     if size:
         img = img.resize((size, size))
     buf = io.BytesIO()
@@ -60,3 +59,18 @@ def image_server(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def photo_variants(count: int, name: str = "coffee") -> list[bytes]:
+    """`count` distinct JPEGs of one full-size photograph (JPEG quality and a small crop vary, so hashes differ).
+
+    Full size because the real classifier's answer on thumbnails wanders (a 96 px coffee is "consomme").
+    """
+    image = Image.fromarray(np.asarray(getattr(skimage_data, name)())).convert("RGB")
+    out = []
+    for i in range(count):
+        crop = i // 30
+        buf = io.BytesIO()
+        image.crop((crop, crop, image.width - crop, image.height - crop)).save(buf, "JPEG", quality=70 + i % 30)
+        out.append(buf.getvalue())
+    return out

@@ -16,15 +16,28 @@ from pathlib import Path
 import pytest
 import redis
 
+from pipelines.job_spec import JobOptions
+from pipelines.submit import cancel_job, submit_job
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
+from tests.job_helpers import wait_running
 from transforms.cache import redis_client
+from transforms.model_registry import load_registry
 from transforms.settings import Settings
+from transforms.store import Store
 
 PORT_FIELDS = (
-    "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "triton_http_port",
-    "triton_grpc_port", "triton_metrics_port", "flink_rest_port", "flink_rpc_port", "api_port",
+    "postgres_port",
+    "redis_port",
+    "kafka_port",
+    "kafka_controller_port",
+    "triton_http_port",
+    "triton_grpc_port",
+    "triton_metrics_port",
+    "flink_rest_port",
+    "flink_rpc_port",
+    "api_port",
 )
 
 
@@ -130,3 +143,17 @@ def stack_settings(test_stack: TestStack) -> Settings:
     """
     test_stack.ensure(*SERVICES)
     return test_stack.stack.app_settings
+
+
+@pytest.fixture(scope="module")
+def job(stack_settings: Settings) -> Iterator[tuple[Settings, Store]]:
+    """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
+    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
+    store = Store.from_url(settings.resolved_database_url)
+    store.seed_registry(load_registry())
+    cancel_job(settings)
+    submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
+    wait_running(settings)
+    yield settings, store
+    cancel_job(settings)
+    store.close()

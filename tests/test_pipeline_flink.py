@@ -6,66 +6,26 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from PIL import Image
-from skimage import data as skimage_data
 from sqlalchemy import func, select
 
 from pipelines.job_spec import JobOptions
 from pipelines.submit import cancel_job, job_status, submit_job
+from tests.api_helpers import photo_variants
+from tests.job_helpers import wait_running
 from transforms.batch_queue import KafkaBatchQueue
 from transforms.blobs import make_blob_store
 from transforms.messages import BatchItemMessage
-from transforms.model_registry import load_registry
 from transforms.settings import Settings
 from transforms.store import Store
 from transforms.store import tables as t
 
 pytestmark = pytest.mark.stack
 SCENE = "scene-classification"
-
-
-@pytest.fixture(scope="module")
-def job(stack_settings: Settings) -> Iterator[tuple[Settings, Store]]:
-    """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
-    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
-    store = Store.from_url(settings.resolved_database_url)
-    store.seed_registry(load_registry())
-    cancel_job(settings)
-    submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
-    wait_running(settings)
-    yield settings, store
-    cancel_job(settings)
-    store.close()
-
-
-def wait_running(settings: Settings, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = job_status(settings)
-        if status is not None and status.state == "RUNNING":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"job not running: {job_status(settings)}")
-
-
-def photos(count: int, name: str = "coffee") -> list[bytes]:
-    """`count` distinct JPEGs of one full-size photograph (JPEG quality and a small crop vary, so hashes differ).
-
-    Full size because the real classifier's answer on thumbnails wanders (a 96 px coffee is "consomme").
-    """
-    image = Image.fromarray(np.asarray(getattr(skimage_data, name)())).convert("RGB")
-    out = []
-    for i in range(count):
-        crop = i // 30
-        buf = io.BytesIO()
-        image.crop((crop, crop, image.width - crop, image.height - crop)).save(buf, "JPEG", quality=70 + i % 30)
-        out.append(buf.getvalue())
-    return out
 
 
 def publish(settings: Settings, prefix: str, images: Sequence[bytes], start: int = 0) -> list[BatchItemMessage]:
@@ -108,7 +68,7 @@ def wait_finished(store: Store, prefix: str, count: int, timeout_s: float = 180)
 def test_items_reach_done_with_correct_labels_and_repeats_come_from_the_cache(job) -> None:
     settings, store = job
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
-    coffees, cats = photos(24), photos(16, "chelsea")
+    coffees, cats = photo_variants(24), photo_variants(16, "chelsea")
     began = time.monotonic()
     publish(settings, prefix, coffees + cats)
     first = wait_finished(store, prefix, 40)
@@ -155,7 +115,7 @@ def test_cancel_mid_batch_and_restart_from_the_retained_checkpoint_finishes_ever
     settings, store = job
     prefix = f"restart-{uuid.uuid4().hex[:8]}"
     total = 600
-    publish(settings, prefix, photos(total, "astronaut"))
+    publish(settings, prefix, photo_variants(total, "astronaut"))
     deadline = time.monotonic() + 120
     while sum(r["status"] == "done" for r in rows(store, prefix).values()) < 30:
         assert time.monotonic() < deadline, "the job made no progress"
