@@ -122,6 +122,9 @@ class ImageServer(ThreadingHTTPServer):
     def port(self) -> int:
         return self.server_address[1]
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up mid-response (the size cap, the timeouts) are what these tests provoke."""
+
 
 def _serve(server: ImageServer) -> Iterator[ImageServer]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
