@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class ErrorBody(BaseModel):
@@ -31,7 +31,16 @@ class RecognizeRequest(BaseModel):
 class LabelOut(BaseModel):
     label: str
     score: float
-    bounding_box: list[float] | None = Field(None, description="[x_min, y_min, x_max, y_max] in image pixels.")
+    bounding_box: list[float] | None = Field(
+        None, description="[x_min, y_min, x_max, y_max] in image pixels; absent for classifiers."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_box(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("bounding_box") is None:
+            data.pop("bounding_box", None)
+        return data
 
 
 class RecognizeResponse(BaseModel):
