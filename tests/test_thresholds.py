@@ -6,7 +6,7 @@ import pytest
 
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label
-from transforms.thresholds import apply_threshold, validate_min_label_count, validate_threshold
+from transforms.thresholds import apply_threshold, validate_threshold
 
 
 def labels(*scores: float) -> list[Label]:
@@ -86,12 +86,3 @@ def test_bad_thresholds(value: object) -> None:
     with pytest.raises(RecognitionError) as info:
         validate_threshold(value)  # type: ignore[arg-type]
     assert (info.value.code, info.value.http_status) == ("bad_threshold", 422)
-
-
-def test_min_label_count_validation() -> None:
-    assert validate_min_label_count(None) is None
-    assert validate_min_label_count(3) == 3
-    for bad in (-1, 1.5, True):
-        with pytest.raises(RecognitionError) as info:
-            validate_min_label_count(bad)  # type: ignore[arg-type]
-        assert (info.value.code, info.value.http_status) == ("bad_min_label_count", 422)

@@ -36,10 +36,3 @@ class ModelCatalog:
             if row.version == version:
                 return row
         raise RecognitionError("unknown_model", f"Model {model_id!r} has no version {version!r}.")
-
-    def invalidate(self, model_id: str | None = None) -> None:
-        with self._lock:
-            if model_id is None:
-                self._rows.clear()
-            else:
-                self._rows.pop(model_id, None)

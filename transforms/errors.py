@@ -15,7 +15,6 @@ STATUS_BY_CODE: dict[str, int] = {
     "bad_base64": 400,
     "bad_url": 400,
     "bad_threshold": 422,
-    "bad_min_label_count": 422,
     "bad_canary_weight": 422,
     "invalid_request": 422,
     "no_valid_items": 422,

@@ -42,13 +42,3 @@ def validate_threshold(value: float | None) -> float | None:
         message = f"confidence_threshold must be a number from 0 to 1, not {value!r}."
         raise RecognitionError("bad_threshold", message, field="confidence_threshold")
     return float(value)
-
-
-def validate_min_label_count(value: int | None) -> int | None:
-    """A caller's min_label_count: None (use the model's default) or a whole number >= 0, else bad_min_label_count."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        message = f"min_label_count must be a whole number >= 0, not {value!r}."
-        raise RecognitionError("bad_min_label_count", message, field="min_label_count")
-    return value
