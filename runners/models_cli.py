@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -86,3 +87,16 @@ def route(
         typer.echo(json.dumps(asdict(entry)))
     finally:
         store.close()
+
+
+@models_app.command("triton-repo")
+def triton_repo(
+    dest: Annotated[Path, typer.Argument(help="Directory to write the Triton model repository into.")],
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help='GPU hosts: backend "onnxruntime" with KIND_GPU instances.')
+    ] = False,
+) -> None:
+    """Generate the Triton model repository from the registry (the stack does this for itself, CPU variant)."""
+    from runners.triton_repository import build_triton_repository
+
+    typer.echo(build_triton_repository(get_settings(), dest, gpu=gpu))

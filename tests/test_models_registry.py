@@ -94,3 +94,14 @@ def test_a_fresh_store_is_filled_from_the_user_cache(tmp_path: Path) -> None:
     assert [r.status for r in results] == ["copied", "copied"]
     face = find("face-detection")
     assert sha256_file(artifact_path(face, settings)) == sha256_file(artifact_path(face))
+
+
+def test_triton_repo_command_writes_the_gpu_variant(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from runners.cli import app
+
+    out = CliRunner().invoke(app, ["models", "triton-repo", str(tmp_path / "repo"), "--gpu"])
+    assert out.exit_code == 0, out.output
+    config = (tmp_path / "repo" / "object-detection" / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in config and "KIND_GPU" in config and "dynamic_batching" in config
