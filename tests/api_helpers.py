@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from api.app import create_app
-from transforms.settings import Settings
+from transforms.settings import REPO_ROOT, Settings
 
 
 def photo_bytes(name: str = "coffee", fmt: str = "JPEG", size: int | None = None) -> bytes:
@@ -74,3 +76,15 @@ def photo_variants(count: int, name: str = "coffee") -> list[bytes]:
         image.crop((crop, crop, image.width - crop, image.height - crop)).save(buf, "JPEG", quality=70 + i % 30)
         out.append(buf.getvalue())
     return out
+
+
+def imgrec(*args: str, env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `imgrec` CLI as a real process from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "runners.cli", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )

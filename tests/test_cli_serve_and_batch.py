@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from runners.stack.ports import free_ports
-from tests.api_helpers import photo_bytes
+from tests.api_helpers import imgrec, photo_bytes
 from transforms.settings import REPO_ROOT
 
 IMGREC = [sys.executable, "-m", "runners.cli"]
@@ -58,25 +58,11 @@ def test_dev_key_is_printed_and_batch_cli_waits_for_the_result(served_api, tmp_p
     photo = tmp_path / "coffee.jpg"
     photo.write_bytes(photo_bytes("coffee", size=180))
     env = {**env, "IMGREC_API_URL": url, "IMGREC_API_KEY": DEV_KEY}
-    out = subprocess.run(
-        [*IMGREC, "batch", "submit", str(photo), str(photo), "--model", "scene-classification", "--wait"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = imgrec("batch", "submit", str(photo), str(photo), "--model", "scene-classification", "--wait", env=env)
     assert out.returncode == 0, out.stderr
     batch_id, summary = out.stdout.strip().splitlines()[-2:]
     assert json.loads(summary) == {"status": "done", "completed_count": 2, "failed_count": 0, "total_count": 2}
-    out = subprocess.run(
-        [*IMGREC, "batch", "status", batch_id, "--results"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = imgrec("batch", "status", batch_id, "--results", env=env)
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[0]["status"] == "done" and lines[1]["labels"][0]["label"] == "espresso"
 
@@ -86,12 +72,5 @@ def test_batch_cli_reports_api_errors(served_api, tmp_path: Path) -> None:
     photo = tmp_path / "x.jpg"
     photo.write_bytes(photo_bytes("coffee", size=50))
     env = {**env, "IMGREC_API_URL": url, "IMGREC_API_KEY": "wrong"}
-    out = subprocess.run(
-        [*IMGREC, "batch", "submit", str(photo), "--model", "scene-classification"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = imgrec("batch", "submit", str(photo), "--model", "scene-classification", env=env)
     assert out.returncode == 1 and "unauthorized" in out.stderr

@@ -6,15 +6,13 @@ import base64
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.api_helpers import api_client, photo_bytes
+from tests.api_helpers import api_client, imgrec, photo_bytes
 from transforms.model_registry import find
 from transforms.settings import REPO_ROOT, Settings
 from transforms.store import Store
@@ -41,27 +39,7 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
     store.seed_registry([v1, dataclasses.replace(v1, version="2", is_active=False)])  # same artifact, new version
     store.close()
     env = {**os.environ, "IMGREC_DATABASE_URL": database_url, "IMGREC_REDIS_URL": redis_url}
-    routed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runners.cli",
-            "models",
-            "route",
-            "tiny-rgb",
-            "--active",
-            "1",
-            "--canary",
-            "2",
-            "--weight",
-            str(WEIGHT),
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    routed = imgrec("models", "route", "tiny-rgb", "--active", "1", "--canary", "2", "--weight", str(WEIGHT), env=env)
     assert routed.returncode == 0, routed.stderr
     assert json.loads(routed.stdout) == {"version": "1", "canary_version": "2", "canary_weight": WEIGHT}
     fields = redis.Redis.from_url(redis_url).hgetall("model:active:tiny-rgb")
@@ -89,14 +67,7 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
             stored = dict(conn.execute(text("SELECT model_version, count(*) FROM inference_results GROUP BY 1")).all())
         assert stored == dict(versions)  # the chosen version is what was stored
 
-        promoted = subprocess.run(
-            [sys.executable, "-m", "runners.cli", "models", "route", "tiny-rgb", "--active", "2"],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        promoted = imgrec("models", "route", "tiny-rgb", "--active", "2", env=env)
         assert promoted.returncode == 0, promoted.stderr
         after = {
             client.post("/v1/recognize", json={"model_id": "tiny-rgb", "image_data": image}, headers=headers).json()[
@@ -106,12 +77,5 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
         }
         assert after == {"2"}
 
-    bad = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "models", "route", "tiny-rgb", "--active", "9"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = imgrec("models", "route", "tiny-rgb", "--active", "9", env=env)
     assert bad.returncode != 0 and "no version '9'" in bad.stderr
