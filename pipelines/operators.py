@@ -17,8 +17,10 @@ from transforms.batch_steps import (
     BadMessage,
     BatchSteps,
     FetchedItem,
+    InFlightDedup,
     Outcome,
     PreparedItem,
+    Settle,
     dead_letter,
     parse_message,
 )
@@ -73,14 +75,60 @@ class FetchAndRoute(_StepsMixin, ProcessFunction):
 
 
 class CacheLookup(_StepsMixin, KeyedProcessFunction):
-    """Keyed by (image_hash, model_id, version): hits leave by the side output, misses go on."""
+    """Keyed by (image_hash, model_id, version): hits leave by the side output, misses go on.
+
+    In-flight dedup (rules in InFlightDedup): the first miss of a key goes on and marks the key in flight; copies
+    that arrive meanwhile are parked in keyed (so checkpointed) state and re-checked against the cache on a
+    processing-time timer, and on the end-of-input event-time timer, which a bounded input's last watermark fires.
+    """
+
+    def __init__(self, settings: dict[str, Any], dedup: InFlightDedup | None = None) -> None:
+        super().__init__(settings)
+        self.dedup = dedup or InFlightDedup()
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.in_flight_since = runtime_context.get_state(ValueStateDescriptor("in-flight-since", Types.LONG()))
+        self.parked = runtime_context.get_list_state(ListStateDescriptor("parked", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: FetchedItem, ctx: KeyedProcessFunction.Context):
         hit = self.steps.lookup(value)
         if hit is not None:
             yield CACHE_HITS, hit
-        else:
+            return
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
+        if self.in_flight_since.value() is None:
+            self.in_flight_since.update(now)
+            # Ends the mark even when no copy gets parked, so keyed state does not grow with every image seen.
+            timers.register_processing_time_timer(now + self.dedup.give_up_ms)
             yield value
+            return
+        self.parked.add(value)
+        timers.register_processing_time_timer(self.dedup.next_check(now))
+        timers.register_event_time_timer(END_OF_INPUT)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
+        parked = list(self.parked.get() or [])
+        hits = self.steps.lookup_copies(parked) if parked else None
+        input_ended = timestamp == END_OF_INPUT
+        if self.dedup.settle(self.in_flight_since.value(), now, hits is not None, input_ended) is Settle.WAIT:
+            if parked:
+                timers.register_processing_time_timer(self.dedup.next_check(now))
+            return
+        self.in_flight_since.clear()
+        if not parked:
+            return
+        self.parked.clear()
+        if not input_ended:  # an unbounded input never fires it: drop it so timers do not pile up per image
+            timers.delete_event_time_timer(END_OF_INPUT)
+        if hits is not None:
+            for hit in hits:
+                yield CACHE_HITS, hit
+        else:
+            yield from parked
 
 
 class Preprocess(_StepsMixin, ProcessFunction):

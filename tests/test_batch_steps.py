@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api_helpers import photo_bytes
-from transforms.batch_steps import BadMessage, BatchSteps, dead_letter, parse_message
+from transforms.batch_steps import BadMessage, BatchSteps, InFlightDedup, Settle, dead_letter, parse_message
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
 from transforms.settings import REPO_ROOT, Settings
@@ -128,3 +128,29 @@ def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> N
     assert steps.run([msg]) == []
     row = result_rows(steps, "misfit-")[0]
     assert (row["status"], row["error_code"], row["labels"]) == ("failed", "inference_failed", None)
+
+
+def test_in_flight_dedup_serves_parked_copies_from_the_cache_or_releases_them_after_the_bound() -> None:
+    dedup = InFlightDedup(recheck_ms=250, give_up_ms=30_000)
+    # Re-checks lie on a grid, so every copy parked in the same tick asks for the same (one) timer.
+    assert dedup.next_check(1_000) == dedup.next_check(1_249) == 1_250
+    assert dedup.next_check(1_250) == 1_500
+    since = 10_000
+    assert dedup.settle(since, since + 250, cached=False) is Settle.WAIT
+    assert dedup.settle(since, since + 250, cached=True) is Settle.HITS
+    assert dedup.settle(since, since + 29_999, cached=False) is Settle.WAIT
+    assert dedup.settle(since, since + 30_000, cached=False) is Settle.MISSES  # the first copy failed or is stuck
+    assert dedup.settle(since, since + 1, cached=False, input_ended=True) is Settle.MISSES  # nothing is lost
+    assert dedup.settle(since, since + 1, cached=True, input_ended=True) is Settle.HITS
+    assert dedup.settle(None, 0, cached=False) is Settle.MISSES  # parked without a mark: never wait for nothing
+
+
+def test_lookup_copies_serves_every_copy_of_a_cached_image(steps) -> None:
+    uri = steps.ports.blobs.put("claims/chelsea-copies.jpg", photo_bytes("chelsea", size=96))
+    copies = [steps.fetch(message(steps, f"copies-{i}", uri)) for i in range(3)]
+    assert steps.lookup_copies(copies) is None
+    steps.run([copies[0].msg])
+    hits = steps.lookup_copies(copies)
+    assert hits is not None
+    assert [(h.msg.request_id, h.cache_hit) for h in hits] == [(f"copies-{i}", True) for i in range(3)]
+    assert len({tuple(h.labels) for h in hits}) == 1

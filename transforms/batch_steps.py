@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 
 import numpy as np
 from pydantic import ValidationError
@@ -99,6 +100,41 @@ def model_key(model: ModelVersion) -> str:
     return f"{model.model_id}|{model.version}"
 
 
+class Settle(Enum):
+    """What becomes of the copies of an image parked behind its in-flight first copy."""
+
+    WAIT = "wait"  # the first copy is still on its way: check again later
+    HITS = "hits"  # its result is cached: serve the parked copies from the cache
+    MISSES = "misses"  # it took too long (failed, stuck) or the input ended: infer the parked copies themselves
+
+
+@dataclass(frozen=True)
+class InFlightDedup:
+    """The rules of in-flight dedup for one cache key, on millisecond clock readings (engine-agnostic).
+
+    The first miss of a key goes on to be inferred and marks the key in flight (`since`: when it went on); later
+    misses of the key are parked while it is in flight and re-checked every `recheck_ms`: they become cache hits
+    once its entry is cached, or go on as misses after `give_up_ms` or at the end of the input. No copy is lost
+    and none waits forever.
+    """
+
+    recheck_ms: int = 250
+    give_up_ms: int = 30_000
+
+    def next_check(self, now: int) -> int:
+        """The next re-check after `now`, on a grid of `recheck_ms`, so that asking again for the same one is a
+        no-op for a timer service that keeps one timer per key and time (Flink's does)."""
+        return (now // self.recheck_ms + 1) * self.recheck_ms
+
+    def settle(self, since: int | None, now: int, cached: bool, input_ended: bool = False) -> Settle:
+        """The decision for the parked copies of a key at `now`; anything but WAIT also ends the in-flight mark."""
+        if cached:
+            return Settle.HITS
+        if input_ended or since is None or now - since >= self.give_up_ms:
+            return Settle.MISSES
+        return Settle.WAIT
+
+
 def parse_message(raw: bytes | str) -> BatchItemMessage:
     """Parse and validate one message of the batch topic; raises BadMessage with a readable reason."""
     try:
@@ -148,10 +184,16 @@ class BatchSteps:
 
     def lookup(self, item: FetchedItem) -> Outcome | None:
         """The cached labels of this image and model version, or None on a miss."""
-        labels = self.ports.cache.get(item.image_hash, item.model.model_id, item.model.version)
+        hits = self.lookup_copies([item])
+        return hits[0] if hits else None
+
+    def lookup_copies(self, copies: Sequence[FetchedItem]) -> list[Outcome] | None:
+        """Cache hits for copies of one image through one model version (one cache read), or None on a miss."""
+        first = copies[0]
+        labels = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
         if labels is None:
             return None
-        return Outcome(item.msg, item.model, item.image_hash, list(labels), cache_hit=True)
+        return [Outcome(c.msg, c.model, c.image_hash, list(labels), cache_hit=True) for c in copies]
 
     def preprocess(self, item: FetchedItem) -> PreparedItem:
         """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
