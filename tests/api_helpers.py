@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,3 +89,14 @@ def imgrec(*args: str, env: dict[str, str], timeout_s: float = 120) -> subproces
         text=True,
         timeout=timeout_s,
     )
+
+
+def wait_batch_done(client: TestClient, headers: dict[str, str], batch_id: str, timeout_s: float = 240) -> dict:
+    """Poll GET /v1/recognize/batch/{id} (first 1000 results) until the batch has ended."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/recognize/batch/{batch_id}?limit=1000", headers=headers).json()
+        if body["status"] not in ("pending", "processing"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"batch {batch_id} did not finish: {body}")

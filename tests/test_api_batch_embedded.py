@@ -6,11 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 
-from tests.api_helpers import api_client, photo_bytes
+from tests.api_helpers import api_client, photo_bytes, wait_batch_done
 from tests.webhook_receiver import webhook_receiver
 from transforms.settings import REPO_ROOT, Settings
 
@@ -34,16 +33,6 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def wait_done(client, headers, batch_id: str, timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/recognize/batch/{batch_id}", headers=headers).json()
-        if body["status"] not in ("pending", "processing"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"batch {batch_id} did not finish: {body}")
-
-
 def test_batch_runs_to_done_with_repeats_cached_and_signed_webhook(client) -> None:
     c, headers = client
     coffee, cat = photo_bytes("coffee", size=200), photo_bytes("chelsea", size=200)
@@ -57,7 +46,7 @@ def test_batch_runs_to_done_with_repeats_cached_and_signed_webhook(client) -> No
         assert accepted["rejected"] == [
             {"index": 5, "code": "bad_base64", "message": accepted["rejected"][0]["message"]}
         ]
-        status = wait_done(c, headers, accepted["batch_id"])
+        status = wait_batch_done(c, headers, accepted["batch_id"])
         assert (status["status"], status["completed_count"], status["total_count"]) == ("done", 5, 5)
         results = status["results"]
         assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
@@ -71,7 +60,7 @@ def test_batch_runs_to_done_with_repeats_cached_and_signed_webhook(client) -> No
     assert hmac.compare_digest(headers_in["x-signature"], expected)
     payload = json.loads(body)
     again = c.post("/v1/recognize/batch", json={"items": items[:5]}, headers=headers).json()
-    repeat = wait_done(c, headers, again["batch_id"])
+    repeat = wait_batch_done(c, headers, again["batch_id"])
     assert all(r["cache_hit"] for r in repeat["results"])  # the second submission is served from the cache
     assert [r["labels"] for r in repeat["results"]] == [r["labels"] for r in results]
     assert (payload["batch_id"], payload["status"], payload["completed_count"]) == (accepted["batch_id"], "done", 5)
@@ -84,7 +73,7 @@ def test_pagination_and_per_item_errors(client) -> None:
     items = [{"image_data": b64(photo_bytes("coffee", size=64 + i)), "model_id": SCENE} for i in range(4)]
     items.append({"image_url": "http://127.0.0.1:9/missing.jpg", "model_id": SCENE})  # fails at fetch time
     batch_id = c.post("/v1/recognize/batch", json={"items": items}, headers=headers).json()["batch_id"]
-    status = wait_done(c, headers, batch_id)
+    status = wait_batch_done(c, headers, batch_id)
     assert (status["status"], status["failed_count"]) == ("partially_failed", 1)
     page = c.get(f"/v1/recognize/batch/{batch_id}?offset=0&limit=2", headers=headers).json()
     assert [r["index"] for r in page["results"]] == [0, 1] and page["next_offset"] == 2

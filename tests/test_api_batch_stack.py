@@ -6,12 +6,11 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import uuid
 
 import pytest
 
-from tests.api_helpers import api_client, photo_variants
+from tests.api_helpers import api_client, photo_variants, wait_batch_done
 from tests.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.stack
@@ -22,16 +21,6 @@ def tagged(jpeg: bytes, tag: str) -> bytes:
     """The same JPEG with a comment segment after its start marker: same pixels, new bytes (new hash)."""
     text = tag.encode()
     return jpeg[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + jpeg[2:]
-
-
-def wait_done(client, headers, batch_id: str, timeout_s: float = 240) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/recognize/batch/{batch_id}?limit=1000", headers=headers).json()
-        if body["status"] not in ("pending", "processing"):
-            return body
-        time.sleep(0.5)
-    raise AssertionError(f"batch {batch_id} did not finish: {body}")
 
 
 def test_two_hundred_photos_with_repeats_end_to_end_with_signed_webhook(job, tmp_path) -> None:
@@ -47,7 +36,7 @@ def test_two_hundred_photos_with_repeats_end_to_end_with_signed_webhook(job, tmp
         r = client.post("/v1/recognize/batch", json={"items": items, "callback_url": url}, headers=headers)
         assert r.status_code == 202, r.text
         batch_id = r.json()["batch_id"]
-        status = wait_done(client, headers, batch_id)
+        status = wait_batch_done(client, headers, batch_id)
         assert (status["status"], status["completed_count"], status["total_count"]) == ("done", 200, 200)
         results = status["results"]
         assert [r["index"] for r in results] == list(range(200))
@@ -70,7 +59,7 @@ def test_two_hundred_photos_with_repeats_end_to_end_with_signed_webhook(job, tmp
         # A later batch of the same images is all cache hits.
         again = [{"image_data": base64.b64encode(img).decode(), "model_id": SCENE} for img in distinct[::2]]
         second = client.post("/v1/recognize/batch", json={"items": again}, headers=headers).json()["batch_id"]
-        repeat = wait_done(client, headers, second)["results"]
+        repeat = wait_batch_done(client, headers, second)["results"]
         assert all(r["cache_hit"] for r in repeat)
         assert [r["labels"] for r in repeat] == [by_image[img][0]["labels"] for img in distinct[::2]]
         secret = client.app.state.services.store.webhook_secret("tester")
