@@ -39,9 +39,13 @@ def export(weights: Path) -> onnx.ModelProto:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but exact for this graph
+        # PRESERVE keeps BatchNormalization nodes instead of folding them into the convolutions: folding is float
+        # math whose rounding depends on the CPU's vector units, so the artifact's bytes would differ between
+        # machines. The weights stay exact copies of the checkpoint; ONNX Runtime fuses Conv+BN when it loads.
         torch.onnx.export(
             net, (torch.zeros(1, 3, 224, 224),), buf, input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+            training=torch.onnx.TrainingMode.PRESERVE,
         )
     return onnx.load_from_string(buf.getvalue())
 
