@@ -26,12 +26,12 @@ from transforms.backends.base import InferenceUnavailable
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
-from transforms.inference import infer_tensors, raw_output_bytes
+from transforms.inference import infer_tensors, raw_output_bytes, raw_output_key
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
 from transforms.store import CompletedItem
-from transforms.thresholds import apply_threshold
+from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ class BatchSteps:
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
-        version = self.ports.router.resolve(msg.model_id)
-        model = self.ports.catalog.get(msg.model_id, version)
+        model = self.ports.model_for(msg.model_id)
         if msg.image_uri.startswith(("http://", "https://")):
             data = self.ports.fetcher.fetch(msg.image_uri, max_bytes=self.ports.settings.batch_max_bytes)
         else:
@@ -228,8 +227,8 @@ class BatchSteps:
             return []
         by_hash: dict[str, tuple[list[Label], str]] = {}
         for item, prediction in zip(firsts, predictions, strict=True):
-            key = f"raw/{model.model_id}/{model.version}/{item.image_hash}.npz"
-            by_hash[item.image_hash] = (prediction.labels, self.ports.blobs.put(key, raw_output_bytes(prediction)))
+            uri = self.ports.blobs.put(raw_output_key(model, item.image_hash), raw_output_bytes(prediction))
+            by_hash[item.image_hash] = (prediction.labels, uri)
         self.ports.cache.put_many(
             [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
         )
@@ -257,10 +256,7 @@ class BatchSteps:
         """
         completed = []
         for o in outcomes:
-            threshold = o.msg.confidence_threshold
-            threshold = o.model.default_confidence_threshold if threshold is None else threshold
-            wanted = o.model.min_label_count if o.msg.min_label_count is None else o.msg.min_label_count
-            kept, applied = apply_threshold(o.labels, threshold, wanted)
+            kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(
                     o.msg.request_id,

@@ -28,6 +28,11 @@ def infer_tensors(
     return handler.postprocess_batch(outputs, metas)
 
 
+def raw_output_key(model: ModelVersion, image_hash: str) -> str:
+    """Where the blob store keeps what one model version output for one image (the same key on every path)."""
+    return f"raw/{model.model_id}/{model.version}/{image_hash}.npz"
+
+
 def raw_output_bytes(prediction: Prediction) -> bytes:
     """The raw per-image outputs as a compressed .npz, for the blob store."""
     buf = io.BytesIO()

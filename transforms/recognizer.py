@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from transforms.backends.base import InferenceUnavailable
 from transforms.handlers.base import Label
-from transforms.inference import infer_images, raw_output_bytes
+from transforms.inference import infer_images, raw_output_bytes, raw_output_key
 from transforms.intake import decode_image, sha256_hex
 from transforms.ports import Ports
 from transforms.store import CompletedItem, NewRequest
-from transforms.thresholds import apply_threshold
+from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Recognition:
 
 
 class Recognizer:
-    """Runs one image through the model a caller asked for (the sync path of ARCHITECTURE.md)."""
+    """Runs one image through the model a caller asked for: route, cache, infer on a miss, threshold, persist."""
 
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
@@ -45,8 +45,8 @@ class Recognizer:
         min_label_count: int | None = None,
     ) -> Recognition:
         """Recognise one image; RecognitionError for bad input, InferenceUnavailable when the back end is down."""
-        version = self.ports.router.resolve(model_id)  # chosen once, before the cache lookup
-        model = self.ports.catalog.get(model_id, version)
+        model = self.ports.model_for(model_id)
+        version = model.version
         image_hash = sha256_hex(data)
         request_id = uuid.uuid4().hex
         labels = self.ports.cache.get(image_hash, model_id, version)
@@ -71,11 +71,9 @@ class Recognizer:
                 self.ports.store.fail_request(request_id, "backend_unavailable", str(exc), image_hash)
                 raise
             labels = prediction.labels
-            raw_uri = self.ports.blobs.put(f"raw/{model_id}/{version}/{image_hash}.npz", raw_output_bytes(prediction))
+            raw_uri = self.ports.blobs.put(raw_output_key(model, image_hash), raw_output_bytes(prediction))
             self.ports.cache.put(image_hash, model_id, version, labels)
-        threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
-        wanted = model.min_label_count if min_label_count is None else min_label_count
-        kept, applied = apply_threshold(labels, threshold, wanted)
+        kept, applied = apply_model_threshold(labels, model, confidence_threshold, min_label_count)
         done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
         if cache_hit:  # one plain transaction: the hit path's only write
             self.ports.store.insert_completed(request, done)
