@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from transforms.backends import make_backend
 from transforms.backends.base import InferenceBackend
+from transforms.background import BackgroundWriter
 from transforms.blobs import BlobStore, make_blob_store
 from transforms.cache import ResultCache, make_cache, redis_client
 from transforms.catalog import ModelCatalog
 from transforms.handlers import get_handler
 from transforms.handlers.base import ModelHandler, ModelVersion
+from transforms.raw_outputs import RawOutputWriter
 from transforms.routing import VersionRouter, make_router, route_from_versions
 from transforms.settings import Settings
-from transforms.store import Store
+from transforms.store import FinishedRequest, Store
 
 
 @dataclass
@@ -57,6 +60,25 @@ class Ports:
             self._handlers[key] = get_handler(model, self.settings.resolved_model_store)
         return self._handlers[key]
 
+    @cached_property
+    def raw_outputs(self) -> RawOutputWriter:
+        """Raw model outputs to the blob store, written in the background (started on first use)."""
+        return RawOutputWriter(self.blobs)
+
+    @cached_property
+    def finished_requests(self) -> BackgroundWriter[FinishedRequest]:
+        """Answered sync requests (request + result rows), written in batches in the background."""
+        return BackgroundWriter(
+            "request_rows",
+            self.store.insert_finished,
+            max_batch=self.settings.request_rows_max_batch,
+            linger_s=self.settings.request_rows_linger_ms / 1000,
+        )
+
     def close(self) -> None:
+        """Flush the background writers, then close the connections they write through."""
+        for writer in ("raw_outputs", "finished_requests"):
+            if writer in self.__dict__:  # only those started
+                self.__dict__[writer].close()
         self.backend.close()
         self.store.close()

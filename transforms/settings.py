@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(20 * 1024 * 1024, description="Largest single image in a batch (bytes).")
     max_pixels: int = Field(40_000_000, description="Decompression-bomb guard: most pixels in one image.")
     batch_max_items: int = Field(10_000, description="Most items in one batch request.")
+    request_rows_linger_ms: int = Field(
+        20, description="Sync request rows are written in the background, batched over at most this long."
+    )
+    request_rows_max_batch: int = Field(500, description="Most sync request rows in one background write.")
 
     # --- URL fetch (SSRF guard) ---
     fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")

@@ -280,15 +280,27 @@ class Store:
                 )
             self._close_finished_batches(conn, [i.request_id for i in items])
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
-        """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
+        """New requests that are already answered (the sync path): request and result rows, one transaction."""
+        if not rows:
+            return
         ts = now()
+        requests = [
+            {
+                **f.request.__dict__,
+                "status": f.status,
+                "error_code": f.error_code,
+                "error_message": (f.error_message or "")[:2000] or None,
+                "submitted_at": f.submitted_at or ts,
+                "completed_at": f.completed_at or ts,
+            }
+            for f in rows
+        ]
+        results = [_result_row(f.result, f.completed_at or ts) for f in rows if f.result is not None]
         with self.engine.begin() as conn:
-            conn.execute(
-                t.inference_requests.insert(),
-                {**request.__dict__, "status": "done", "submitted_at": ts, "completed_at": ts},
-            )
-            conn.execute(t.inference_results.insert(), _result_row(item, ts))
+            conn.execute(t.inference_requests.insert(), requests)
+            if results:
+                conn.execute(t.inference_results.insert(), results)
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a request already done stays done."""
@@ -518,6 +530,22 @@ class CompletedItem:
     threshold_applied: float | None = None
 
 
+@dataclass(frozen=True)
+class FinishedRequest:
+    """A sync request written once it has been answered: done with its result, or failed with a reason."""
+
+    request: NewRequest
+    result: CompletedItem | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "done" if self.result is not None else "failed"
+
+
 def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
     return {
         "request_id": item.request_id,
@@ -547,4 +575,4 @@ def _model_version(m: Any) -> ModelVersion:
     )
 
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+__all__ = ["BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]
