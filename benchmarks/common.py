@@ -23,10 +23,7 @@ from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
 from transforms.settings import REPO_ROOT, Settings
 
-PORT_FIELDS = (
-    "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "triton_http_port",
-    "triton_grpc_port", "triton_metrics_port", "flink_rest_port", "flink_rpc_port", "api_port",
-)  # fmt: skip
+PORT_FIELDS = StackSettings.port_fields()
 OUT_DIR = REPO_ROOT / "var" / "bench"
 MODEL_STORE = REPO_ROOT / "var" / "models"
 

@@ -234,8 +234,8 @@ class BatchSteps:
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
         timer = StageTimer(BATCH_PATH)
-        with timer.stage("mark_processing"):
-            self.ports.store.mark_processing([i.msg.request_id for i in items])
+        for item in items:
+            self.ports.processing_marks.submit(item.msg.request_id)
         unique: dict[str, PreparedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)

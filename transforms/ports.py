@@ -75,9 +75,15 @@ class Ports:
             linger_s=self.settings.request_rows_linger_ms / 1000,
         )
 
+    @cached_property
+    def processing_marks(self) -> BackgroundWriter[str]:
+        """pending -> processing marks of batch requests, written in the background: a mark only moves a pending
+        request forward (never a done one back), so it may land after the result without harm."""
+        return BackgroundWriter("processing_marks", self.store.mark_processing, max_batch=1000, linger_s=0.05)
+
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""
-        for writer in ("raw_outputs", "finished_requests"):
+        for writer in ("raw_outputs", "finished_requests", "processing_marks"):
             if writer in self.__dict__:  # only those started
                 self.__dict__[writer].close()
         self.backend.close()

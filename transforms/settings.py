@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
     batch_partitions: int = Field(6, description="Partitions of the batch topic.")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
+    batch_metrics_port: int | None = Field(
+        None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."
+    )
     webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
 
     @property

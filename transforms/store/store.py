@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, case, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -268,16 +268,15 @@ class Store:
             },
         )
         r = t.inference_requests
+        done = (
+            update(r)
+            .where(r.c.request_id == bindparam("rid"), r.c.status != "done")
+            .values(status="done", image_hash=bindparam("ihash"), completed_at=ts, error_code=None, error_message=None)
+        )
         with self.engine.begin() as conn:
             conn.execute(stmt, [_result_row(i, ts) for i in items])
-            for i in items:
-                conn.execute(
-                    update(r)
-                    .where(r.c.request_id == i.request_id, r.c.status != "done")
-                    .values(
-                        status="done", image_hash=i.image_hash, completed_at=ts, error_code=None, error_message=None
-                    )
-                )
+            # One executemany (a pipelined batch on psycopg), not a round trip per item.
+            conn.execute(done, [{"rid": i.request_id, "ihash": i.image_hash} for i in items])
             self._close_finished_batches(conn, [i.request_id for i in items])
 
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
