@@ -147,12 +147,24 @@ def stage_seconds(url: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def gpu_utilisation(url: str) -> float | None:
+    """Mean of Triton's nv_gpu_utilization over its GPUs (0..1), None on a host without one."""
+    values = [
+        s.value
+        for family in text_string_to_metric_families(httpx.get(url, timeout=5).text)
+        if family.name == "nv_gpu_utilization"
+        for s in family.samples
+    ]
+    return sum(values) / len(values) if values else None
+
+
 class TritonSampler:
-    """Samples Triton's counters every second in the background: (seconds since start, counters)."""
+    """Samples Triton's counters (and GPU utilisation, on a GPU host) every second in the background."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.samples: list[tuple[float, dict[str, float]]] = []
+        self.gpu: list[float] = []
         self._stop = threading.Event()
         self._began = time.monotonic()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -161,6 +173,9 @@ class TritonSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.samples.append((time.monotonic() - self._began, triton_counters(self.url)))
+            gpu = gpu_utilisation(self.url)
+            if gpu is not None:
+                self.gpu.append(gpu)
             self._stop.wait(1.0)
 
     def stop(self) -> None:
@@ -248,6 +263,7 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
             "executions": int(delta["nv_inference_exec_count"]),
             "inferences": int(inferred),
             "mean_batch": round(inferred / max(1.0, delta["nv_inference_exec_count"]), 1),
+            "gpu_utilisation": round(sum(sampler.gpu) / len(sampler.gpu), 3) if sampler.gpu else None,
         },
         "stage_ms_per_inferred_image": stages,
     }

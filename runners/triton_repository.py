@@ -43,7 +43,7 @@ def io_specs(onnx_path: Path) -> tuple[list[str], list[str]]:
     return [entry(a) for a in session.get_inputs()], [entry(a) for a in session.get_outputs()]
 
 
-def config_pbtxt(name: str, onnx_path: Path, max_batch: int, gpu: bool, threads: int) -> str:
+def config_pbtxt(name: str, onnx_path: Path, max_batch: int, gpu: bool, threads: int, spinning: bool = False) -> str:
     inputs, outputs = io_specs(onnx_path)
     backend = "onnxruntime" if gpu else "python"
     kind = "KIND_GPU" if gpu else "KIND_CPU"
@@ -60,6 +60,8 @@ def config_pbtxt(name: str, onnx_path: Path, max_batch: int, gpu: bool, threads:
     ]
     if not gpu:
         lines.append(f'parameters: {{ key: "intra_op_threads", value: {{ string_value: "{threads}" }} }}')
+        # Idle ONNX Runtime threads spin by default, taking CPU from the API and Flink on a shared host.
+        lines.append(f'parameters: {{ key: "allow_spinning", value: {{ string_value: "{int(spinning)}" }} }}')
     return "\n".join(lines) + "\n"
 
 
@@ -82,6 +84,8 @@ def build_triton_repository(settings: Settings, dest: Path, gpu: bool = False) -
             if not gpu:
                 shutil.copy(PYTHON_MODEL, version_dir / "model.py")
         first = rows[0].artifact_path(settings.resolved_model_store)
-        config = config_pbtxt(name, first, settings.micro_batch_size, gpu, settings.ort_threads)
+        config = config_pbtxt(
+            name, first, settings.micro_batch_size, gpu, settings.ort_threads, settings.ort_spinning
+        )
         (dest / name / "config.pbtxt").write_text(config)
     return dest

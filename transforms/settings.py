@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
+    ort_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's idle intra-op threads spin (in process and in Triton): a little lower latency "
+        "on a dedicated host, but it burns the CPU that the other services of a shared host need.",
+    )
     ort_providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description='ONNX Runtime execution providers, best first (JSON list), e.g. ["CUDAExecutionProvider", '

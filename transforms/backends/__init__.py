@@ -18,5 +18,6 @@ def make_backend(settings: Settings) -> InferenceBackend:
         settings.resolved_model_store,
         providers=settings.ort_providers,
         threads=settings.ort_threads,
+        spinning=settings.ort_spinning,
         max_batch=settings.micro_batch_size,
     )
