@@ -51,12 +51,12 @@ from benchmarks.common import (
 from pipelines.submit import job_status
 from runners.api_client import ApiClient
 from runners.stack.stack import SERVICES, Stack
+from transforms.adapters.sql import SqlStore
+from transforms.adapters.sql import tables as t
 from transforms.handlers import get_handler
 from transforms.intake import decode_image
 from transforms.model_registry import find
 from transforms.settings import Settings
-from transforms.store import Store
-from transforms.store import tables as t
 
 MODEL_ID = "scene-classification"
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat", "immunohistochemistry")
@@ -230,7 +230,7 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
     sampler.stop()
     after = triton_counters(settings.triton_metrics_url)
     stages_after = stage_seconds(settings.flink_metrics_url)
-    store = Store.from_url(settings.database_url)
+    store = SqlStore.from_url(settings.database_url)
     r, res = t.inference_requests, t.inference_results
     try:
         with store.engine.connect() as conn:
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[dict[str, Any]] = []
     with private_stack([*SERVICES, "api"]) as stack:
         startup_s = start_stack(stack)
-        store = Store.from_url(stack.settings.database_url)
+        store = SqlStore.from_url(stack.settings.database_url)
         client = ApiClient(stack.settings.api_url, store.create_api_key("bench-batch"), timeout_s=300)
         store.close()
         try:

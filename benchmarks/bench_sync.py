@@ -45,12 +45,12 @@ from benchmarks.common import (
     timed,
     write_report,
 )
+from transforms.adapters.sql import SqlStore
 from transforms.cache import CacheKey
 from transforms.handlers import get_handler
 from transforms.intake import decode_image, sha256_hex
 from transforms.model_registry import find
 from transforms.stages import parse_server_timing
-from transforms.store import Store
 
 MODELS = ("object-detection", "scene-classification", "face-detection", "nsfw-classification")
 HIT_MODEL = "scene-classification"
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     with private_stack(COMPONENTS) as stack:
         stack.start(COMPONENTS[:-1])
         stack.start(["api"])  # after the database exists and is migrated
-        store = Store.from_url(stack.settings.database_url)
+        store = SqlStore.from_url(stack.settings.database_url)
         key = store.create_api_key("bench")
         store.close()
         api = Api(stack.settings.api_url, key)

@@ -25,6 +25,7 @@ from transforms.batch_steps import (
     dead_letter,
     parse_message,
 )
+from transforms.composition import build_ports
 from transforms.errors import RecognitionError
 from transforms.settings import Settings
 
@@ -46,7 +47,7 @@ class _StepsMixin:
     def open(self, runtime_context: RuntimeContext) -> None:
         settings = Settings(**self._settings)
         serve_metrics(settings.batch_metrics_port)
-        self.steps = BatchSteps.from_settings(settings)
+        self.steps = BatchSteps(build_ports(settings))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

@@ -8,13 +8,13 @@ import base64
 import numpy as np
 
 from tests.api_helpers import api_client, photo_bytes
-from transforms.blobs import BlobStore
+from transforms.adapters.fsspec import FsspecBlobStore
+from transforms.adapters.sql import SqlStore
 from transforms.handlers import get_handler
 from transforms.model_registry import find
 from transforms.raw_outputs import decode_raw, encode_raw
 from transforms.settings import REPO_ROOT, Settings
 from transforms.stages import parse_server_timing
-from transforms.store import Store
 
 MODEL_STORE = REPO_ROOT / "var" / "models"
 DETECTION = "object-detection"
@@ -47,8 +47,8 @@ def test_clean_shutdown_writes_every_row_and_raw_output(tmp_path) -> None:
     answered = misses + hits
     assert [a["cache_hit"] for a in answered] == [False] * 6 + [False, True]
 
-    store = Store.from_url(settings.resolved_database_url)
-    blobs = BlobStore(settings.resolved_blob_root)
+    store = SqlStore.from_url(settings.resolved_database_url)
+    blobs = FsspecBlobStore(settings.resolved_blob_root)
     model = find(DETECTION)
     output_names = get_handler(model, MODEL_STORE).output_names
     try:
