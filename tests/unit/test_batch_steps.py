@@ -18,6 +18,9 @@ def message(request_id: str, uri: str, **extra: object) -> BatchItemMessage:
 
 
 def status(ports: Ports, request_id: str) -> tuple[str, str | None]:
+    """A request's state once the background writers have written what was handed to them."""
+    ports.processing_marks.flush()
+    ports.raw_outputs.flush()
     row = ports.store.get_request(request_id)
     assert row is not None
     return row["status"], row["error_code"]

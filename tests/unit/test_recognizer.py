@@ -22,6 +22,9 @@ def as_json(labels: list[Label]) -> list[dict]:
 
 
 def request_row(ports: Ports, request_id: str) -> dict:
+    """The request's row once the background writers have written what was handed to them."""
+    ports.finished_requests.flush()
+    ports.raw_outputs.flush()
     row = ports.store.get_request(request_id)
     assert row is not None
     return row
