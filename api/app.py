@@ -24,13 +24,13 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
-        app.state.services = services or build_services(settings)
-        app.state.services.start()
-        app.state.caller_keys = CallerKeys(app.state.services.store, app.state.services.settings.key_cache_ttl_s)
+        running = app.state.services = services or build_services(settings)
+        running.start()
+        app.state.caller_keys = CallerKeys(running.store.keys, running.settings.key_cache_ttl_s)
         try:
             yield
         finally:
-            app.state.services.stop()
+            running.stop()
 
     app = FastAPI(
         title="imgrec",

@@ -172,7 +172,7 @@ def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
     """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
     settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
     store = SqlStore.from_url(settings.resolved_database_url)
-    store.seed_registry(load_registry())
+    store.registry.seed(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
     wait_running(settings)
