@@ -22,6 +22,7 @@ from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
 from tests.job_helpers import wait_running
+from tests.served import ServedApi, serve_embedded
 from transforms.cache import redis_client
 from transforms.model_registry import load_registry
 from transforms.settings import Settings
@@ -157,3 +158,10 @@ def job(stack_settings: Settings) -> Iterator[tuple[Settings, Store]]:
     yield settings, store
     cancel_job(settings)
     store.close()
+
+
+@pytest.fixture(scope="session")
+def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    """One `imgrec serve` process (embedded default) for the whole session."""
+    with serve_embedded(tmp_path_factory.mktemp("served")) as api:
+        yield api
