@@ -38,7 +38,12 @@ PORT_FIELDS = (
     "triton_metrics_port",
     "flink_rest_port",
     "flink_rpc_port",
+    "flink_jobmanager_metrics_port",
+    "flink_taskmanager_metrics_port",
     "api_port",
+    "prometheus_port",
+    "redis_exporter_port",
+    "pipeline_exporter_port",
 )
 
 
@@ -84,7 +89,10 @@ def test_stack() -> Iterator[TestStack]:
     root = Path(tempfile.mkdtemp(prefix="imgrec-stack-"))
     # PostgreSQL runs as an unprivileged user when tests run as root; it must traverse the root.
     root.chmod(0o755)
-    settings = StackSettings(root=root, **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)))
+    ports = dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))
+    # Scraped every 2 s, so rates and rules have samples within a test's few seconds (1 s, the scrape timeout too,
+    # is too short for a loaded 2-core machine).
+    settings = StackSettings(root=root, prometheus_scrape_interval="2s", **ports)
     base = Settings()
     app_settings = base.model_copy(update={"var_dir": root / "var", "model_store": base.resolved_model_store})
     stack_env = TestStack(Stack(settings, app_settings), reuse=False)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 from transforms.fetch import guarded_client
 from transforms.settings import Settings
@@ -18,6 +19,10 @@ from transforms.store import BatchSummary, Store
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
+# outcome: delivered | retrying (failed, another attempt is scheduled) | gave_up (failed for the last time).
+DELIVERIES = Counter("imgrec_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
+for _outcome in ("delivered", "retrying", "gave_up"):
+    DELIVERIES.labels(_outcome)  # every series exists from the start, so rates over it are never empty
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -82,6 +87,7 @@ class WebhookDispatcher:
         if not ok and attempts < self.settings.webhook_max_attempts:
             retry_in = timedelta(seconds=min(self.base_delay_s * 2 ** (attempts - 1), self.max_delay_s))
         self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
+        DELIVERIES.labels("delivered" if ok else "retrying" if retry_in else "gave_up").inc()
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
         return ok
