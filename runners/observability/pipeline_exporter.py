@@ -18,8 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipelines.job_spec import CONSUMER_GROUP
+from transforms.composition import open_store
 from transforms.settings import Settings
-from transforms.store import Store
 
 log = logging.getLogger(__name__)
 KAFKA_TIMEOUT_MS = 3000
@@ -75,7 +75,7 @@ class PipelineCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kafka = KafkaOffsets(settings.kafka_bootstrap) if settings.kafka_bootstrap else None
-        self.store = Store.from_url(settings.resolved_database_url)
+        self.store = open_store(settings)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
