@@ -16,9 +16,13 @@ from tests.served import ServedApi
 from transforms.handlers.base import Label
 from transforms.thresholds import apply_threshold
 
+# Waits, not speed checks: a first inference loads its model, and the machine may be shared and loaded.
+UI_TIMEOUT_MS = 30_000
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     with chromium() as b:
         yield b
 
@@ -28,6 +32,7 @@ def page(browser: Browser, served_api: ServedApi) -> Iterator[Page]:
     """A fresh browser profile on the console, with the dev key entered once."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=served_api.url)
     page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto("/")
     page.fill("#api-key", served_api.key)
     page.click("#key-form button")
@@ -132,13 +137,14 @@ def test_docs_and_redoc_render_with_the_network_cut_off(browser: Browser, served
 
     context.route("**/*", only_the_api)
     page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto("/docs")
     operations = page.locator(".opblock-summary-path")
-    expect(operations.first).to_be_visible(timeout=30_000)
+    expect(operations.first).to_be_visible()
     paths = set(operations.all_inner_texts())
     assert {"/v1/recognize", "/v1/recognize/batch", "/v1/recognize/batch/{batch_id}"} <= paths
     page.goto("/redoc")
-    expect(page.locator("h2", has_text="Recognise one image synchronously")).to_be_visible(timeout=30_000)
+    expect(page.locator("h2", has_text="Recognise one image synchronously")).to_be_visible()
     # Nothing the pages need comes from elsewhere (ReDoc's "by Redocly" badge image is a link to its site).
     assert [(kind, url) for kind, url in elsewhere if kind != "image"] == []
     assert httpx.get(f"{served_api.url}/docs").text.count("/static-offline-docs/") >= 2
