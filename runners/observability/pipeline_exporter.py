@@ -22,6 +22,7 @@ from transforms.composition import open_store
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
+# A scrape must answer within Prometheus' scrape timeout even when Kafka is down: it then reports the source as down.
 KAFKA_TIMEOUT_MS = 3000
 
 
@@ -37,10 +38,14 @@ class KafkaOffsets:
         from kafka import KafkaAdminClient, KafkaConsumer
 
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS)
+            self._admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS,
+                bootstrap_timeout_ms=KAFKA_TIMEOUT_MS,
+            )
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, request_timeout_ms=KAFKA_TIMEOUT_MS + 1000
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, request_timeout_ms=KAFKA_TIMEOUT_MS + 1000,
+                bootstrap_timeout_ms=KAFKA_TIMEOUT_MS,
             )
         return self._admin, self._consumer
 
@@ -72,8 +77,9 @@ class KafkaOffsets:
 class PipelineCollector(Collector):
     """Consumer lag and messages per topic partition (Kafka) and open batches (the store)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, group: str = CONSUMER_GROUP) -> None:
         self.settings = settings
+        self.group = group
         self.kafka = KafkaOffsets(settings.kafka_bootstrap) if settings.kafka_bootstrap else None
         self.store = open_store(settings)
 
@@ -96,7 +102,7 @@ class PipelineCollector(Collector):
         if self.kafka is None:
             return
         s = self.settings
-        end, beginning, committed = self.kafka.read([s.batch_topic, s.dead_letter_topic], CONSUMER_GROUP)
+        end, beginning, committed = self.kafka.read([s.batch_topic, s.dead_letter_topic], self.group)
         lag = GaugeMetricFamily(
             "imgrec_kafka_consumer_lag",
             "Messages of a partition that the batch job's consumer group has not committed yet.",
@@ -112,7 +118,7 @@ class PipelineCollector(Collector):
             if tp.topic == s.batch_topic:
                 # A partition the group never committed is read from its start.
                 start = committed.get(tp, beginning.get(tp, 0))
-                lag.add_metric([CONSUMER_GROUP, tp.topic, str(tp.partition)], max(end_offset - start, 0))
+                lag.add_metric([self.group, tp.topic, str(tp.partition)], max(end_offset - start, 0))
         yield lag
         yield messages
 

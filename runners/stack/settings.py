@@ -59,7 +59,9 @@ class StackSettings(BaseSettings):
     flink_taskmanager_metrics_port: int = Field(18092, description="Flink TaskManager Prometheus reporter port.")
 
     prometheus_port: int = Field(18090, description="Prometheus web UI and API port.")
-    prometheus_scrape_interval: str = Field("15s", description="How often Prometheus scrapes every target.")
+    prometheus_scrape_interval: str = Field(
+        "15s", description="How often Prometheus scrapes every target (and evaluates the rules)."
+    )
     prometheus_retention: str = Field("7d", description="How long Prometheus keeps samples.")
     redis_exporter_port: int = Field(18093, description="Redis exporter (prometheus-redis-exporter) port.")
     pipeline_exporter_port: int = Field(18094, description="Pipeline exporter port (Kafka lag, open batches).")
