@@ -34,6 +34,22 @@ class PrometheusApi:
         response.raise_for_status()
         return response.json()["data"]
 
+    def targets_down(self, timeout_s: float) -> list[tuple[str, str, str]]:
+        """Targets not (yet) scraped successfully, after waiting up to timeout_s for every one to be up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            targets = self.get("targets")["activeTargets"]
+            down = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets if t["health"] != "up"]
+            if not down or time.monotonic() > deadline:
+                return down
+            time.sleep(1)
+
+    def wait_for_series(self, expr: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.get("query", query=expr)["result"]:
+            assert time.monotonic() < deadline, f"Prometheus never saw {expr}"
+            time.sleep(1)
+
     def finite_points(self, expr: str, start: float) -> int:
         """How many finite values the expression had over [start, now] (what a panel draws)."""
         data = self.get("query_range", query=expr, start=start, end=time.time(), step=1)
@@ -48,12 +64,23 @@ def prometheus(job, test_stack: TestStack) -> Iterator[PrometheusApi]:
     stack = test_stack.ensure("api", *MONITORING)
     api = stack.api_url
     headers = {"Authorization": f"Bearer {store.create_api_key('observer')}"}
+    prom = PrometheusApi(stack.prometheus_url, began)
+    # Rates need a counter to move between two scrapes: every target is scraped once before any traffic, and the
+    # sync traffic comes in two waves (a miss and a hit each) with a scrape between them.
+    assert prom.targets_down(60) == []
     tag = uuid.uuid4().hex.encode()
     images = [base64.b64encode(img + tag).decode() for img in photo_variants(6)]
-    for image in [*images[:3], *images[:3]]:  # three misses, then three hits
+
+    def recognize(image: str) -> None:
         body = {"image_data": image, "model_id": SCENE}
         r = httpx.post(f"{api}/v1/recognize", json=body, headers=headers, timeout=60)
         assert r.status_code == 200, r.text
+
+    for image in (images[0], images[0]):
+        recognize(image)
+    prom.wait_for_series(f'{names.CACHE_LOOKUPS}{{result="hit"}} > 0', 60)
+    for image in (*images[1:3], *images[1:3]):
+        recognize(image)
     items = [{"image_data": image, "model_id": SCENE} for image in images]
     r = httpx.post(f"{api}/v1/recognize/batch", json={"items": items}, headers=headers, timeout=60)
     assert r.status_code == 202, r.text
@@ -63,8 +90,7 @@ def prometheus(job, test_stack: TestStack) -> Iterator[PrometheusApi]:
             "pending", "processing"):
         assert time.monotonic() < deadline, "batch not done"
         time.sleep(0.5)
-    prom = PrometheusApi(stack.prometheus_url, began)
-    # Scrapes and rule evaluations run every second; wait (bounded) until each panel has drawn something.
+    # Scrapes and rule evaluations run every 2 s; wait (bounded) until each panel has drawn something.
     deadline = time.monotonic() + 90
     while any(prom.finite_points(expr, began) == 0 for _, _, expr in QUERIES) and time.monotonic() < deadline:
         time.sleep(2)
@@ -72,15 +98,10 @@ def prometheus(job, test_stack: TestStack) -> Iterator[PrometheusApi]:
 
 
 def test_every_target_is_up(prometheus: PrometheusApi) -> None:
-    deadline = time.monotonic() + 30  # a scrape that times out on a loaded machine is retried 2 s later
-    while True:
-        targets = prometheus.get("targets")["activeTargets"]
-        down = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets if t["health"] != "up"]
-        if not down or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    # A scrape that times out on a loaded machine is retried 2 s later.
+    assert prometheus.targets_down(30) == []
+    targets = prometheus.get("targets")["activeTargets"]
     assert {t["labels"]["job"] for t in targets} == set(names.SCRAPE_JOBS)
-    assert down == []
     ups = {r["metric"]["instance"]: r["value"][1] for r in prometheus.get("query", query="up")["result"]}
     assert len(ups) == len(targets) == 6 and set(ups.values()) == {"1"}
 
