@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: run test venv system-deps browser models lint bench clean
+.PHONY: run test test-fast venv system-deps browser models lint bench bench-deps clean
 
 run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 	$(BIN)/imgrec serve
@@ -14,6 +14,11 @@ test: venv system-deps browser models  ## Install what the tests need and run th
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/pytest -ra
+
+test-fast: venv  ## The unit layer only (tests/unit): no service, no built model, no process; under a minute.
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/pytest -q tests/unit
 
 venv: $(STAMP)
 
@@ -37,8 +42,12 @@ lint: venv  ## ruff, and the import contracts that keep the layers (pyproject.to
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: venv system-deps models
+bench: venv system-deps models bench-deps  ## Every benchmark (private stacks on free ports); JSON in var/bench.
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.report
+
+bench-deps:  ## wrk, the outside load generator of bench_sync (apt).
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 
 clean:
 	rm -rf $(VENV) var

@@ -72,6 +72,16 @@ class NewRequest:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """An API key as the store keeps it: its hash, never the key."""
+
+    key_hash: str
+    caller_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CompletedItem:
     """One finished inference, ready to be written."""
 
@@ -83,6 +93,22 @@ class CompletedItem:
     raw_output_uri: str | None
     cache_hit: bool
     threshold_applied: float | None = None
+
+
+@dataclass(frozen=True)
+class FinishedRequest:
+    """A sync request written once it has been answered: done with its result, or failed with a reason."""
+
+    request: NewRequest
+    result: CompletedItem | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "done" if self.result is not None else "failed"
 
 
 class Store(Protocol):
@@ -108,6 +134,10 @@ class Store(Protocol):
 
     def caller_for_key(self, key: str) -> str | None: ...
 
+    def api_keys(self) -> list[ApiKey]: ...
+
+    def revoke_api_key(self, key_hash: str) -> bool: ...
+
     def webhook_secret(self, caller_id: str) -> str | None: ...
 
     # --- requests and results ---
@@ -119,9 +149,11 @@ class Store(Protocol):
 
     def complete_requests(self, items: Sequence[CompletedItem]) -> None: ...
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None: ...
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
+
+    def get_request(self, request_id: str) -> dict[str, Any] | None: ...
 
     # --- batches ---
     def create_batch(
@@ -152,5 +184,7 @@ class Store(Protocol):
         self, batch_id: str, status_code: int | None, error: str | None, delivered: bool, retry_in: timedelta | None
     ) -> None: ...
 
+    def webhook_attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+
+__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]

@@ -5,30 +5,26 @@ Every write of the batch path is idempotent on a natural key, so a replay after 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, case, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from transforms.adapters.sql import tables as t
 from transforms.handlers.base import Label, ModelVersion
+from transforms.keys import hash_key
 from transforms.messages import BatchItemMessage
-from transforms.store import BatchSummary, CompletedItem, NewRequest
+from transforms.store import ApiKey, BatchSummary, CompletedItem, FinishedRequest, NewRequest
 
 TERMINAL = ("done", "failed")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SqlStore:
@@ -136,6 +132,22 @@ class SqlStore:
         with self.engine.connect() as conn:
             return conn.execute(q).scalar_one_or_none()
 
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first (revoked ones included)."""
+        k = t.api_keys
+        q = select(k.c.key_hash, k.c.caller_id, k.c.created_at, k.c.revoked_at).order_by(k.c.created_at)
+        with self.engine.connect() as conn:
+            return [ApiKey(*row) for row in conn.execute(q)]
+
+    def revoke_api_key(self, key_hash: str) -> bool:
+        """Stamp the key revoked; False when it was unknown or already revoked."""
+        k = t.api_keys
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(k).where(k.c.key_hash == key_hash, k.c.revoked_at.is_(None)).values(revoked_at=now())
+            )
+        return bool(done.rowcount)
+
     def webhook_secret(self, caller_id: str) -> str | None:
         with self.engine.connect() as conn:
             q = select(t.callers.c.webhook_secret).where(t.callers.c.caller_id == caller_id)
@@ -211,27 +223,38 @@ class SqlStore:
             },
         )
         r = t.inference_requests
+        done = (
+            update(r)
+            .where(r.c.request_id == bindparam("rid"), r.c.status != "done")
+            .values(status="done", image_hash=bindparam("ihash"), completed_at=ts, error_code=None, error_message=None)
+        )
         with self.engine.begin() as conn:
             conn.execute(stmt, [_result_row(i, ts) for i in items])
-            for i in items:
-                conn.execute(
-                    update(r)
-                    .where(r.c.request_id == i.request_id, r.c.status != "done")
-                    .values(
-                        status="done", image_hash=i.image_hash, completed_at=ts, error_code=None, error_message=None
-                    )
-                )
+            # One executemany (a pipelined batch on psycopg), not a round trip per item.
+            conn.execute(done, [{"rid": i.request_id, "ihash": i.image_hash} for i in items])
             self._close_finished_batches(conn, [i.request_id for i in items])
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
-        """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
+        """New requests that are already answered (the sync path): request and result rows, one transaction."""
+        if not rows:
+            return
         ts = now()
+        requests = [
+            {
+                **f.request.__dict__,
+                "status": f.status,
+                "error_code": f.error_code,
+                "error_message": (f.error_message or "")[:2000] or None,
+                "submitted_at": f.submitted_at or ts,
+                "completed_at": f.completed_at or ts,
+            }
+            for f in rows
+        ]
+        results = [_result_row(f.result, f.completed_at or ts) for f in rows if f.result is not None]
         with self.engine.begin() as conn:
-            conn.execute(
-                t.inference_requests.insert(),
-                {**request.__dict__, "status": "done", "submitted_at": ts, "completed_at": ts},
-            )
-            conn.execute(t.inference_results.insert(), _result_row(item, ts))
+            conn.execute(t.inference_requests.insert(), requests)
+            if results:
+                conn.execute(t.inference_results.insert(), results)
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a request already done stays done."""
