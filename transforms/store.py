@@ -179,6 +179,10 @@ class BatchStore(Protocol):
 
     def pending_backlog(self) -> int: ...
 
+    def unfinished(self) -> tuple[int, datetime | None]:
+        """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""
+        ...
+
     def recent_throughput(self, window_s: int) -> float | None: ...
 
 

@@ -4,7 +4,7 @@ finishes (which queues its webhook, exactly once)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -81,6 +81,17 @@ class SqlBatches:
         r = t.inference_requests
         with self.db.engine.connect() as conn:
             return conn.execute(select(func.count()).where(r.c.status.in_(("pending", "processing")))).scalar_one()
+
+    def unfinished(self) -> tuple[int, datetime | None]:
+        """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""
+        b = t.batches
+        with self.db.engine.connect() as conn:
+            count, oldest = conn.execute(
+                select(func.count(), func.min(b.c.created_at)).where(b.c.completed_at.is_(None), b.c.total_count > 0)
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, oldest
 
     def recent_throughput(self, window_s: int) -> float | None:
         """Batch requests finished per second over the last `window_s` seconds, None when none finished."""
