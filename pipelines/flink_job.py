@@ -1,4 +1,5 @@
-"""The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks.
+"""The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks
+-> answers on the results topic (Flink's transactional Kafka sink: exactly once with the checkpoints).
 
 Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings JSON`).
 """
@@ -20,12 +21,16 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 from pipelines.connector_jars import ensure_connector_jars
 from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions
 from pipelines.operators import (
     CACHE_HITS,
     DEAD_LETTERS,
+    FAILED,
+    RESULT_RECORD,
+    Announce,
     CacheLookup,
     FetchAndRoute,
     Infer,
@@ -37,6 +42,10 @@ from pipelines.operators import (
 from transforms.settings import Settings
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
+# Kafka aborts a transaction left open this long. It must cover a checkpoint interval plus a restart, and stay
+# within the broker's `transaction.max.timeout.ms` (15 min by default; the sink's own default, 1 h, exceeds it and
+# the producer refuses to start).
+RESULTS_TRANSACTION_TIMEOUT_MS = 10 * 60 * 1000
 
 
 def job_config(settings: Settings) -> Configuration:
@@ -105,9 +114,20 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobO
         looked_up.get_side_output(CACHE_HITS), settings.micro_batch_size, settings.micro_batch_max_wait_ms,
         "Collect cache hits",
     )
-    inferred.union(hits).process(StoreResults(conf), output_type=Types.INT()).name(
+    stored = inferred.union(hits).process(StoreResults(conf), output_type=PICKLED).name(
         "Store results + cache + progress"
-    ).uid("store").sink_to(_discard()).name("Done").uid("done")
+    ).uid("store")
+    failed = parsed.get_side_output(FAILED).union(
+        fetched.get_side_output(FAILED), prepared.get_side_output(FAILED)
+    )
+    records = (
+        stored.union(failed)
+        .key_by(lambda answer: answer.batch_id or answer.request_id, key_type=Types.STRING())
+        .process(Announce(conf), output_type=RESULT_RECORD)
+        .name("Answers + batch completion")
+        .uid("announce")
+    )
+    _sink_results(env, records, bootstrap, settings.results_topic)
 
 
 def _batched(stream: DataStream, size: int, max_wait_ms: int, name: str) -> DataStream:
@@ -136,11 +156,34 @@ def _dead_letter_sink(bootstrap: str, topic: str) -> KafkaSink:
     )
 
 
-def _discard():
-    from pyflink.datastream.connectors.base import Sink
-    from pyflink.java_gateway import get_gateway
+def _sink_results(env: StreamExecutionEnvironment, records: DataStream, bootstrap: str, topic: str) -> None:
+    """Write (caller_id, message) records to `topic` keyed by caller_id, in Kafka transactions committed with each
+    checkpoint: a `read_committed` consumer sees every record once, across restarts and replays.
 
-    return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
+    The Kafka table connector is used for its `key.fields`: the DataStream KafkaSink of PyFlink can only serialize
+    the whole element as the key. The planner's sink joins the DataStream graph (`attach_as_datastream`).
+    """
+    t_env = StreamTableEnvironment.create(env)
+    # Stable operator ids for the sink, so its pending transactions are restored from a checkpoint.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+    schema = Schema.new_builder().column("caller_id", DataTypes.STRING()).column("message", DataTypes.STRING())
+    sink = (
+        TableDescriptor.for_connector("kafka")
+        .schema(schema.build())
+        .option("topic", topic)
+        .option("properties.bootstrap.servers", bootstrap)
+        .option("key.format", "raw")
+        .option("key.fields", "caller_id")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .option("sink.delivery-guarantee", "exactly-once")
+        .option("sink.transactional-id-prefix", f"imgrec-{topic}")
+        .option("properties.transaction.timeout.ms", str(RESULTS_TRANSACTION_TIMEOUT_MS))
+        .build()
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert(sink, t_env.from_data_stream(records))
+    statements.attach_as_datastream()
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
@@ -24,13 +24,19 @@ from transforms.batch_steps import (
     Settle,
     dead_letter,
     parse_message,
+    rejected_result,
 )
 from transforms.composition import build_ports
 from transforms.errors import RecognitionError
+from transforms.results import ItemResult
 from transforms.settings import Settings
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
+# Answers of items that failed before the sinks (dead letters, unreadable images, unknown models): ItemResult.
+FAILED = OutputTag("failed", Types.PICKLED_BYTE_ARRAY())
+# A record of the results topic: the key (caller_id) and the message (JSON).
+RESULT_RECORD = Types.ROW_NAMED(["caller_id", "message"], [Types.STRING(), Types.STRING()])
 # An event-time timer this late fires only on the final watermark, i.e. at the end of a bounded input; it
 # flushes buffers that processing-time timers would leave behind there (they do not fire at the end of input).
 END_OF_INPUT = 2**62
@@ -56,13 +62,17 @@ class _StepsMixin:
 
 
 class ParseAndAdmit(_StepsMixin, ProcessFunction):
-    """Parse and validate one message; bad ones go to the dead-letter output with the reason."""
+    """Parse and validate one message; bad ones go to the dead-letter output with the reason (and are answered as
+    failed when their request_id can be read)."""
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         try:
             msg = parse_message(value)
         except BadMessage as exc:
             yield DEAD_LETTERS, dead_letter(value, exc.reason)
+            answer = rejected_result(value, exc.reason)
+            if answer is not None:
+                yield FAILED, answer
             return
         self.steps.admit(msg)
         yield msg
@@ -75,7 +85,7 @@ class FetchAndRoute(_StepsMixin, ProcessFunction):
         try:
             yield self.steps.fetch(value)
         except RecognitionError as exc:
-            self.steps.fail(value, exc)
+            yield FAILED, self.steps.fail(value, exc)
 
 
 class CacheLookup(_StepsMixin, KeyedProcessFunction):
@@ -142,7 +152,7 @@ class Preprocess(_StepsMixin, ProcessFunction):
         try:
             yield self.steps.preprocess(value)
         except RecognitionError as exc:
-            self.steps.fail(value.msg, exc, value.image_hash)
+            yield FAILED, self.steps.fail(value.msg, exc, value.image_hash, value.model)
 
 
 class MicroBatch(KeyedProcessFunction):
@@ -195,8 +205,45 @@ class Infer(_StepsMixin, ProcessFunction):
 
 
 class StoreResults(_StepsMixin, ProcessFunction):
-    """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress)."""
+    """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress); emits
+    each item's answer."""
 
     def process_element(self, value: list[Outcome], ctx: ProcessFunction.Context):
-        self.steps.finish(value)
-        yield len(value)
+        yield from self.steps.finish(value)
+
+
+class Announce(_StepsMixin, KeyedProcessFunction):
+    """Keyed by batch (a lone item by its request): each answer becomes a record of the results topic, and the
+    batch's completion event follows its last answer, once.
+
+    The answers seen are counted in keyed state; only when they reach the batch's size is the store asked whether
+    it closed the batch (a redelivered item may be counted twice, so the store decides). State and the
+    transactional sink share checkpoints, so after a restart the replayed answers are counted again from the
+    checkpoint's count and the event is written in exactly one committed transaction.
+    """
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.seen = runtime_context.get_state(ValueStateDescriptor("answers-seen", Types.INT()))
+        self.total = runtime_context.get_state(ValueStateDescriptor("batch-total", Types.INT()))
+        self.announced = runtime_context.get_state(ValueStateDescriptor("announced", Types.BOOLEAN()))
+
+    def process_element(self, value: ItemResult, ctx: KeyedProcessFunction.Context):
+        yield Row(value.caller_id, value.to_json())
+        batch_id = value.batch_id
+        if batch_id is None or self.announced.value():
+            return
+        total = self.total.value()
+        if total is None:
+            total = self.steps.batch_total(batch_id)
+            total = -1 if total is None else total  # a batch the store does not know never completes here
+            self.total.update(total)
+        seen = (self.seen.value() or 0) + 1
+        self.seen.update(seen)
+        if total < 0 or seen < total:
+            return
+        event = self.steps.batch_completed(batch_id)
+        if event is not None:
+            self.announced.update(True)
+            self.seen.clear()
+            yield Row(event.caller_id, event.to_json())

@@ -55,8 +55,12 @@ def status() -> None:
 
 
 @job_app.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds)."""
+def schema(
+    results: Annotated[bool, typer.Option("--results", help="The results topic's messages instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds),
+    or with --results of the results topic's messages (`transforms/schemas/result-v1.schema.json`)."""
     from transforms.messages import message_json_schema
+    from transforms.results import result_json_schema
 
-    typer.echo(json.dumps(message_json_schema(), indent=2))
+    typer.echo(json.dumps(result_json_schema() if results else message_json_schema(), indent=2))

@@ -1,7 +1,8 @@
 """The engine-agnostic steps of the batch path, shared by the Flink job and the embedded worker threads.
 
 parse a message -> admit (request row) -> fetch + hash + route the version once -> cache lookup -> preprocess
--> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress.
+-> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress -> the item's
+result message (done or failed; dead letters too) and, after a batch's last item, its completion event.
 
 Every value passed between steps is a plain picklable dataclass, so an engine may put any step in its own
 operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
@@ -31,6 +32,7 @@ from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
+from transforms.results import BatchCompleted, ItemResult, failed_result, lenient_identity
 from transforms.stages import StageTimer
 from transforms.store import CompletedItem
 from transforms.thresholds import apply_model_threshold
@@ -91,6 +93,7 @@ class Outcome:
     labels: list[Label]
     cache_hit: bool
     raw_output_uri: str | None = None
+    error: RecognitionError | None = None  # the micro-batch failed: the item is stored as failed
 
     @property
     def batch_key(self) -> str:
@@ -153,6 +156,16 @@ def dead_letter(raw: bytes | str, reason: str) -> str:
     return json.dumps({"reason": reason, "rejected_at": datetime.now(UTC).isoformat(), "message": text})
 
 
+def rejected_result(raw: bytes | str, reason: str) -> ItemResult | None:
+    """The `failed` answer to a dead-lettered message, when a request_id can still be read from it, so its
+    producer does not wait for an answer that will not come. The store is not touched: the message names no
+    request it could be trusted to change."""
+    identity = lenient_identity(raw)
+    if identity is None:
+        return None
+    return failed_result(*identity, "invalid_message", reason)
+
+
 class BatchSteps:
     """The batch path's steps over the service's ports; one instance per worker (thread or operator)."""
 
@@ -209,9 +222,16 @@ class BatchSteps:
         timer.finish()
         return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
 
-    def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
-        """Record a per-item failure with its code; the rest of the batch goes on."""
+    def fail(
+        self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None,
+        model: ModelVersion | None = None,
+    ) -> ItemResult:
+        """Record a per-item failure with its code (the rest of the batch goes on); returns its answer."""
         self.ports.store.requests.fail(msg.request_id, error.code, error.message, image_hash)
+        return failed_result(
+            msg.request_id, msg.caller_id, error.code, error.message, batch_id=msg.batch_id,
+            item_index=msg.item_index, model_id=msg.model_id, model_version=model.version if model else None,
+        )  # fmt: skip
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -241,9 +261,7 @@ class BatchSteps:
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
             log.exception("micro-batch of %s failed", model_key(model))
             error = RecognitionError("inference_failed", f"inference failed: {exc}")
-            for item in items:
-                self.fail(item.msg, error, item.image_hash)
-            return []
+            return [Outcome(i.msg, model, i.image_hash, [], False, error=error) for i in items]
         by_hash: dict[str, tuple[list[Label], str]] = {}
         with timer.stage("raw_output"):
             for item, prediction in zip(firsts, predictions, strict=True):
@@ -274,14 +292,17 @@ class BatchSteps:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def finish(self, outcomes: Sequence[Outcome]) -> None:
-        """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
+    def finish(self, outcomes: Sequence[Outcome]) -> list[ItemResult]:
+        """Threshold each item (its own or the model's threshold) and store all of them in one transaction;
+        returns their answers (the failed items of a failed micro-batch are stored and answered as failed).
 
         Idempotent on (request_id, model_id, model_version): a replay after a restart changes nothing.
         """
         timer = StageTimer(BATCH_PATH)
+        ok = [o for o in outcomes if o.error is None]
+        failed = [self.fail(o.msg, o.error, o.image_hash, o.model) for o in outcomes if o.error is not None]
         completed = []
-        for o in outcomes:
+        for o in ok:
             kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(
@@ -298,6 +319,21 @@ class BatchSteps:
         with timer.stage("store"):
             self.ports.store.requests.complete(completed)
         timer.finish()
+        return [ItemResult.done(o.msg, item) for o, item in zip(ok, completed, strict=True)] + failed
+
+    # --- per batch ------------------------------------------------------------------------------------------
+
+    def batch_total(self, batch_id: str) -> int | None:
+        """How many items the batch holds, None for a batch the store does not know."""
+        summary = self.ports.store.batches.summary(batch_id)
+        return summary.total_count if summary else None
+
+    def batch_completed(self, batch_id: str) -> BatchCompleted | None:
+        """The batch's completion event once the store has closed it (its last item finished), else None."""
+        summary = self.ports.store.batches.summary(batch_id)
+        if summary is None or summary.completed_at is None:
+            return None
+        return BatchCompleted.of(summary)
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 
@@ -333,4 +369,4 @@ class BatchSteps:
             for start in range(0, len(group), size):
                 done.extend(self.infer(group[start : start + size]))
         self.finish(done)
-        return done
+        return [o for o in done if o.error is None]

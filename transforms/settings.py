@@ -85,7 +85,13 @@ class Settings(BaseSettings):
     # --- batch path ---
     batch_topic: str = Field("imgrec.batch.v1", description="Kafka topic of batch items.")
     dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
-    batch_partitions: int = Field(6, description="Partitions of the batch topic.")
+    results_topic: str = Field(
+        "imgrec.results.v1", description="Kafka topic of item results and batch completion events (exactly once)."
+    )
+    sync_results_to_topic: bool = Field(
+        False, description="Also write the sync path's answers to the results topic (at least once, by the API)."
+    )
+    batch_partitions: int = Field(6, description="Partitions of the batch topic (and of the results topic).")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
     batch_metrics_port: int | None = Field(
         None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."

@@ -20,7 +20,7 @@ LOG4J_CONFIG = HERE / "kafka-log4j2.properties"
 
 
 class Kafka(Component):
-    """`kafka.Kafka` in KRaft mode on loopback, with the batch and dead-letter topics."""
+    """`kafka.Kafka` in KRaft mode on loopback, with the batch, dead-letter and results topics."""
 
     name = "kafka"
 
@@ -113,7 +113,8 @@ class Kafka(Component):
         try:
             existing = set(admin.list_topics())
             topics = [NewTopic(app.batch_topic, app.batch_partitions, 1),
-                      NewTopic(app.dead_letter_topic, 1, 1)]
+                      NewTopic(app.dead_letter_topic, 1, 1),
+                      NewTopic(app.results_topic, app.batch_partitions, 1)]
             wanted = [topic for topic in topics if topic.name not in existing]
             if wanted:
                 # Another client may have created one in the meantime.
