@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -77,6 +78,23 @@ class BatchItemResult(BaseModel):
     cache_hit: bool | None
     threshold_applied: float | None
     error: ErrorBody | None
+
+
+class RequestStatus(BaseModel):
+    """One request (sync or batch item) as its owner sees it."""
+
+    request_id: str
+    status: Literal["pending", "processing", "done", "failed"]
+    model_id: str
+    model_version: str | None = Field(description="The version that answered; null until one has.")
+    batch_id: str | None
+    index: int | None = Field(description="Position in its batch; null for a lone item.")
+    labels: list[LabelOut] | None = Field(description="The labels its threshold kept, when done.")
+    cache_hit: bool | None
+    threshold_applied: float | None
+    error: ErrorBody | None
+    submitted_at: datetime
+    completed_at: datetime | None
 
 
 class BatchStatus(BaseModel):

@@ -34,8 +34,10 @@ STATUS_BY_CODE: dict[str, int] = {
     # models
     "unknown_model": 404,
     "inference_failed": 500,
-    # batches
+    # batches and requests
     "batch_not_found": 404,
+    "request_not_found": 404,
+    "invalid_message": 422,  # a message on the batch topic that is not a valid batch item (dead-lettered)
     # blob references (batch claim checks)
     "blob_forbidden": 400,
     "blob_not_found": 404,

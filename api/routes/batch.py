@@ -83,5 +83,9 @@ def batch_status(
 
 def _item(row: dict) -> BatchItemResult:
     """A row of `batches.results` (request, result, error columns) as the API shows an item."""
-    error = ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
-    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error})
+    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error_body(row)})
+
+
+def error_body(row: dict) -> ErrorBody | None:
+    """The error of a request row (its error_code and error_message columns), None when it has none."""
+    return ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
