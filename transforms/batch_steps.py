@@ -319,7 +319,9 @@ class BatchSteps:
         with timer.stage("store"):
             self.ports.store.requests.complete(completed)
         timer.finish()
-        return [ItemResult.done(o.msg, item) for o, item in zip(ok, completed, strict=True)] + failed
+        answers = [ItemResult.done(c, o.msg.caller_id, o.msg.batch_id, o.msg.item_index)
+                   for o, c in zip(ok, completed, strict=True)]
+        return answers + failed
 
     # --- per batch ------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from transforms.adapters.embedded_batch import EmbeddedBatchRunner
 from transforms.adapters.fsspec import FsspecBlobStore
 from transforms.adapters.httpx import HttpImageFetcher, HttpWebhookSender
-from transforms.adapters.kafka import KafkaBatchQueue
+from transforms.adapters.kafka import KafkaBatchQueue, KafkaResultPublisher
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.redis import RedisClient, RedisResultCache, RedisRouteStore, redis_client
 from transforms.adapters.sql import SqlStore, upgrade
@@ -30,6 +30,7 @@ from transforms.catalog import ModelCatalog
 from transforms.model_registry import load_registry
 from transforms.ports import Ports
 from transforms.recognizer import Recognizer
+from transforms.results import ResultPublisher
 from transforms.routing import Lookup, MemoryRouteStore, RouteStore, VersionRouter, route_from_versions
 from transforms.settings import Settings
 from transforms.store import Store
@@ -107,6 +108,14 @@ def make_batch_queue(settings: Settings) -> BatchQueue:
     return InProcessBatchQueue()
 
 
+def make_result_publisher(settings: Settings) -> ResultPublisher | None:
+    """The sync path's writer to the results topic, only when `sync_results_to_topic` asks for it (and Kafka is
+    configured)."""
+    if settings.sync_results_to_topic and settings.kafka_bootstrap:
+        return KafkaResultPublisher(settings.kafka_bootstrap, settings.results_topic)
+    return None
+
+
 def build_ports(settings: Settings) -> Ports:
     """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`)."""
     store = open_store(settings)
@@ -121,6 +130,7 @@ def build_ports(settings: Settings) -> Ports:
         backend=make_backend(settings),
         blobs=make_blob_store(settings),
         fetcher=HttpImageFetcher(settings),
+        answers=make_result_publisher(settings),
     )
 
 

@@ -14,6 +14,7 @@ from transforms.fetch import ImageFetcher
 from transforms.handlers import get_handler
 from transforms.handlers.base import ModelHandler, ModelVersion
 from transforms.raw_outputs import RawOutputWriter
+from transforms.results import ItemResult, ResultPublisher
 from transforms.routing import VersionRouter
 from transforms.settings import Settings
 from transforms.store import FinishedRequest, Store
@@ -31,6 +32,7 @@ class Ports:
     backend: InferenceBackend
     blobs: BlobStore
     fetcher: ImageFetcher
+    answers: ResultPublisher | None = None  # the sync path's answers to the results topic; None: not written
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
 
     def model_for(self, model_id: str) -> ModelVersion:
@@ -65,6 +67,13 @@ class Ports:
         )
 
     @cached_property
+    def sync_answers(self) -> BackgroundWriter[ItemResult] | None:
+        """Sync answers to the results topic, written in the background after the response; None unless asked."""
+        if self.answers is None:
+            return None
+        return BackgroundWriter("sync_answers", self.answers.publish, max_batch=500, linger_s=0.02)
+
+    @cached_property
     def processing_marks(self) -> BackgroundWriter[str]:
         """pending -> processing marks of batch requests, written in the background: a mark only moves a pending
         request forward (never a done one back), so it may land after the result without harm."""
@@ -72,9 +81,11 @@ class Ports:
 
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""
-        for writer in ("raw_outputs", "finished_requests", "processing_marks"):
-            if writer in self.__dict__:  # only those started
+        for writer in ("raw_outputs", "finished_requests", "processing_marks", "sync_answers"):
+            if self.__dict__.get(writer) is not None:  # only those started
                 self.__dict__[writer].close()
+        if self.answers is not None:
+            self.answers.close()
         self.backend.close()
         self.fetcher.close()
         self.store.close()

@@ -13,6 +13,7 @@ from transforms.inference import infer_images
 from transforms.intake import decode_image, sha256_hex
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
+from transforms.results import ItemResult
 from transforms.stages import StageTimer
 from transforms.store import CompletedItem, FinishedRequest, NewRequest
 from transforms.thresholds import apply_model_threshold
@@ -101,4 +102,6 @@ class Recognizer:
             done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
             finished = FinishedRequest(request, done, None, None, submitted_at, datetime.now(UTC))
             self.ports.finished_requests.submit(finished)
+            if self.ports.sync_answers is not None:
+                self.ports.sync_answers.submit(ItemResult.done(done, caller_id))
         return Recognition(request_id, model_id, version, kept, applied, cache_hit, image_hash)

@@ -9,12 +9,13 @@ test keeps the committed file equal to what the models generate.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from transforms.handlers.base import Label
-from transforms.messages import JSON_SCHEMA_DIALECT, BatchItemMessage
+from transforms.messages import JSON_SCHEMA_DIALECT
 from transforms.store import BatchSummary, CompletedItem
 
 RESULT_SCHEMA_V1 = "imgrec.result/v1"
@@ -69,10 +70,11 @@ class ItemResult(_Message):
     error: ItemError | None = Field(None, description="Set when status is failed.")
 
     @classmethod
-    def done(cls, msg: BatchItemMessage, item: CompletedItem) -> ItemResult:
+    def done(cls, item: CompletedItem, caller_id: str, batch_id: str | None = None,
+             item_index: int | None = None) -> ItemResult:
         """The answer of an item that was recognised."""
         return cls(
-            request_id=msg.request_id, caller_id=msg.caller_id, batch_id=msg.batch_id, item_index=msg.item_index,
+            request_id=item.request_id, caller_id=caller_id, batch_id=batch_id, item_index=item_index,
             status="done", model_id=item.model_id, model_version=item.model_version,
             labels=[_label(x) for x in item.labels], cache_hit=item.cache_hit, threshold_applied=item.threshold_applied,
         )  # fmt: skip
@@ -111,6 +113,14 @@ class ResultsTopicMessage(RootModel[Annotated[ItemResult | BatchCompleted, Field
     def from_json(cls, raw: bytes | str) -> ItemResult | BatchCompleted:
         """Parse and validate one message; raises pydantic.ValidationError or ValueError."""
         return cls.model_validate(json.loads(raw)).root
+
+
+class ResultPublisher(Protocol):
+    """Writes answers to the results topic outside the Flink job (the sync path, when a setting asks for it)."""
+
+    def publish(self, answers: Sequence[ItemResult]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def result_json_schema() -> dict[str, Any]:

@@ -216,3 +216,24 @@ def _dead_letter_of(settings: Settings, raw: str) -> dict | None:
     finally:
         consumer.close()
 
+
+
+def test_the_sync_path_writes_its_answers_to_the_topic_only_when_asked(stack_settings: Settings) -> None:
+    body = {"image_data": base64.b64encode(photo_bytes("coffee", size=200)).decode(), "model_id": SCENE}
+    answered = {}
+    reader = ResultsReader(stack_settings)
+    try:
+        for asked in (False, True):
+            settings = stack_settings.model_copy(update={"sync_results_to_topic": asked})
+            with api_client(settings) as (client, headers):  # the app's shutdown flushes the background writers
+                answered[asked] = client.post("/v1/recognize", json=body, headers=headers).json()
+        messages = reader.read_until(lambda ms: any(m.get("request_id") == answered[True]["request_id"] for m in ms))
+    finally:
+        reader.close()
+    written = next(m for m in messages if m.get("request_id") == answered[True]["request_id"])
+    assert (written["status"], written["caller_id"], written["batch_id"]) == ("done", "tester", None)
+    # The API leaves out a classifier's box; the topic's schema writes every field (null).
+    assert [{**label, "bounding_box": None} for label in answered[True]["labels"]] == written["labels"]
+    assert written["labels"][0]["label"] == "espresso"
+    # Same caller, same partition, written before the second: it would have been read first.
+    assert not any(m.get("request_id") == answered[False]["request_id"] for m in messages)

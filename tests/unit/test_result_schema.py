@@ -11,14 +11,11 @@ from jsonschema import Draft202012Validator
 
 from transforms.batch_steps import rejected_result
 from transforms.handlers.base import Label
-from transforms.messages import BatchItemMessage
 from transforms.results import BatchCompleted, ItemResult, ResultsTopicMessage, failed_result, result_json_schema
 from transforms.settings import REPO_ROOT
 from transforms.store import CompletedItem
 
 PUBLISHED = REPO_ROOT / "transforms" / "schemas" / "result-v1.schema.json"
-MSG = BatchItemMessage(request_id="r1", caller_id="acme", model_id="object-detection", image_uri="file:///x.jpg",
-                       batch_id="b1", item_index=3)
 
 
 def valid(message: dict) -> bool:
@@ -35,14 +32,14 @@ def test_the_published_schema_is_what_the_models_generate() -> None:
 def test_a_done_answer_carries_the_kept_labels_and_validates() -> None:
     item = CompletedItem("r1", "object-detection", "2", "h" * 64,
                          [Label("cup", 0.91234567, [1.0, 2.0, 30.5, 40.25]), Label("table", 0.5)], None, True, 0.4)
-    written = json.loads(ItemResult.done(MSG, item).to_json())
+    written = json.loads(ItemResult.done(item, "acme", "b1", 3).to_json())
     assert valid(written)
     assert written["type"] == "result" and written["status"] == "done" and written["error"] is None
     assert (written["batch_id"], written["item_index"], written["model_version"]) == ("b1", 3, "2")
     assert written["labels"] == [{"label": "cup", "score": 0.912346, "bounding_box": [1.0, 2.0, 30.5, 40.25]},
                                  {"label": "table", "score": 0.5, "bounding_box": None}]
     assert written["cache_hit"] is True and written["threshold_applied"] == 0.4
-    assert ResultsTopicMessage.from_json(json.dumps(written)) == ItemResult.done(MSG, item)
+    assert ResultsTopicMessage.from_json(json.dumps(written)) == ItemResult.done(item, "acme", "b1", 3)
 
 
 def test_a_dead_letter_is_answered_when_its_request_id_can_be_read() -> None:
