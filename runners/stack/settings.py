@@ -96,6 +96,16 @@ class StackSettings(BaseSettings):
         return self.cache_dir / f"kafka-{self.kafka_version}" / "jars"
 
     @property
+    def kafka_tools_dir(self) -> Path:
+        """Kafka's command-line tools (console producer and consumer) for the configured version."""
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "tools"
+
+    @property
+    def kafka_bin_dir(self) -> Path:
+        """`kafka-console-producer.sh` and `kafka-console-consumer.sh`, as in the Kafka distribution's bin/."""
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "bin"
+
+    @property
     def flink_reporter_dir(self) -> Path:
         """Flink's Prometheus reporter plugin (resolved by `imgrec stack install`)."""
         return self.cache_dir / "flink-metrics-prometheus"

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -19,6 +20,7 @@ import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipelines.submit import job_status
+from runners.stack.install import ensure_kafka_tools
 from tests.api_helpers import api_client, photo_bytes, photo_variants
 from transforms.settings import Settings
 
@@ -237,3 +239,29 @@ def test_the_sync_path_writes_its_answers_to_the_topic_only_when_asked(stack_set
     assert written["labels"][0]["label"] == "espresso"
     # Same caller, same partition, written before the second: it would have been read first.
     assert not any(m.get("request_id") == answered[False]["request_id"] for m in messages)
+
+
+def test_the_readme_walk_through_with_kafkas_console_producer_and_consumer(job, test_stack) -> None:
+    settings, _ = job
+    bin_dir = ensure_kafka_tools(test_stack.stack.settings, say=lambda _: None)
+    run = uuid.uuid4().hex[:8]
+    caller, request_id = f"console-{run}", f"console-{run}-0"
+    line = f"{caller}|" + item(request_id, caller, claim(settings, f"{request_id}.jpg", photo_bytes())).decode()
+    produced = subprocess.run(
+        [bin_dir / "kafka-console-producer.sh", "--bootstrap-server", settings.kafka_bootstrap,
+         "--topic", settings.batch_topic, "--property", "parse.key=true", "--property", "key.separator=|"],
+        input=line + "\n", capture_output=True, text=True, timeout=120, check=False)
+    assert produced.returncode == 0, produced.stderr
+    reader = ResultsReader(settings)
+    try:
+        reader.read_until(lambda ms: any(m.get("request_id") == request_id for m in ms))
+    finally:
+        reader.close()
+    consumed = subprocess.run(
+        [bin_dir / "kafka-console-consumer.sh", "--bootstrap-server", settings.kafka_bootstrap,
+         "--topic", settings.results_topic, "--from-beginning", "--isolation-level", "read_committed",
+         "--property", "print.key=true", "--property", "key.separator=|", "--timeout-ms", "10000"],
+        capture_output=True, text=True, timeout=120, check=False)
+    mine = [json.loads(out.split("|", 1)[1]) for out in consumed.stdout.splitlines() if out.startswith(f"{caller}|")]
+    assert [(m["request_id"], m["status"], m["labels"][0]["label"]) for m in mine] == [
+        (request_id, "done", "espresso")], consumed.stderr[-2000:]
