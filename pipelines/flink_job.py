@@ -127,7 +127,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobO
         .name("Answers + batch completion")
         .uid("announce")
     )
-    _sink_results(env, records, bootstrap, settings.results_topic)
+    _sink_results(env, records, settings)
 
 
 def _batched(stream: DataStream, size: int, max_wait_ms: int, name: str) -> DataStream:
@@ -156,9 +156,9 @@ def _dead_letter_sink(bootstrap: str, topic: str) -> KafkaSink:
     )
 
 
-def _sink_results(env: StreamExecutionEnvironment, records: DataStream, bootstrap: str, topic: str) -> None:
-    """Write (caller_id, message) records to `topic` keyed by caller_id, in Kafka transactions committed with each
-    checkpoint: a `read_committed` consumer sees every record once, across restarts and replays.
+def _sink_results(env: StreamExecutionEnvironment, records: DataStream, settings: Settings) -> None:
+    """Write (caller_id, message) records to the results topic keyed by caller_id, by default in Kafka transactions
+    committed with each checkpoint: a `read_committed` consumer sees every record once, across restarts and replays.
 
     The Kafka table connector is used for its `key.fields`: the DataStream KafkaSink of PyFlink can only serialize
     the whole element as the key. The planner's sink joins the DataStream graph (`attach_as_datastream`).
@@ -170,14 +170,14 @@ def _sink_results(env: StreamExecutionEnvironment, records: DataStream, bootstra
     sink = (
         TableDescriptor.for_connector("kafka")
         .schema(schema.build())
-        .option("topic", topic)
-        .option("properties.bootstrap.servers", bootstrap)
+        .option("topic", settings.results_topic)
+        .option("properties.bootstrap.servers", settings.kafka_bootstrap)
         .option("key.format", "raw")
         .option("key.fields", "caller_id")
         .option("value.format", "raw")
         .option("value.fields-include", "EXCEPT_KEY")
-        .option("sink.delivery-guarantee", "exactly-once")
-        .option("sink.transactional-id-prefix", f"imgrec-{topic}")
+        .option("sink.delivery-guarantee", settings.results_delivery)
+        .option("sink.transactional-id-prefix", f"imgrec-{settings.results_topic}")
         .option("properties.transaction.timeout.ms", str(RESULTS_TRANSACTION_TIMEOUT_MS))
         .build()
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,11 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
     results_topic: str = Field(
         "imgrec.results.v1", description="Kafka topic of item results and batch completion events (exactly once)."
+    )
+    results_delivery: Literal["exactly-once", "at-least-once"] = Field(
+        "exactly-once",
+        description="Guarantee of the job's results topic: exactly-once (Kafka transactions, visible to read_committed "
+        "consumers at each checkpoint) or at-least-once (visible at once; a replay repeats answers).",
     )
     sync_results_to_topic: bool = Field(
         False, description="Also write the sync path's answers to the results topic (at least once, by the API)."
