@@ -15,6 +15,7 @@ from transforms.composition import build_ports
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
 from transforms.settings import REPO_ROOT, Settings
+from transforms.store import NewBatch, NewRequest
 
 SCENE = "scene-classification"
 
@@ -121,3 +122,20 @@ def test_lookup_copies_serves_every_copy_of_a_cached_image(steps) -> None:
     assert hits is not None
     assert [(h.msg.request_id, h.cache_hit) for h in hits] == [(f"copies-{i}", True) for i in range(3)]
     assert len({tuple(h.labels) for h in hits}) == 1
+
+
+def test_a_producer_batch_id_joins_only_a_batch_of_its_own_caller(steps) -> None:
+    # A direct producer may group its items under a batch_id the store does not know, or mistype another
+    # caller's: the item is recognised as a lone request (a row that named it would break the foreign key and
+    # stall the job on every replay, or count towards someone else's batch).
+    store = steps.ports.store
+    store.batches.create(NewBatch("theirs", "someone-else", None, []),
+                         [NewRequest("their-0", "someone-else", SCENE, batch_id="theirs", item_index=0)])
+    uri = steps.ports.blobs.put("claims/own-batch.jpg", photo_bytes("coffee", size=160))
+    msgs = [message(steps, f"own-batch-{i}", uri, batch_id=batch_id, item_index=0)
+            for i, batch_id in enumerate(("unknown", "theirs"))]
+    steps.run([m.to_json() for m in msgs])
+    for m in msgs:
+        row = store.requests.get(m.request_id)
+        assert (row["status"], row["batch_id"]) == ("done", None)
+    assert store.batches.summary("theirs").total_count == 1

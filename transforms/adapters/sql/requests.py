@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,8 +33,23 @@ class SqlRequests:
             conn.execute(self.db.dialect.insert(t.inference_requests).on_conflict_do_nothing(), rows)
 
     def ensure(self, msgs: Sequence[BatchItemMessage]) -> None:
-        """Create the request rows of messages written straight to Kafka (no-op for rows the API created)."""
-        self.create([NewRequest.from_message(m) for m in msgs])
+        """Create the request rows of messages written straight to Kafka (no-op for rows the API created).
+
+        A message joins its `batch_id` only when that batch exists and is its caller's: a producer's own grouping
+        id, or a mistyped one, makes a lone request instead of a row that breaks the foreign key (which would fail
+        the job on every replay) or counts towards another caller's batch.
+        """
+        named = {m.batch_id for m in msgs if m.batch_id is not None}
+        owners: dict[str, str] = {}
+        if named:
+            b = t.batches
+            with self.db.engine.connect() as conn:
+                owners = dict(conn.execute(select(b.c.batch_id, b.c.caller_id).where(b.c.batch_id.in_(named))).all())
+        rows = [NewRequest.from_message(m) for m in msgs]
+        self.create([
+            r if r.batch_id is None or owners.get(r.batch_id) == r.caller_id else replace(r, batch_id=None)
+            for r in rows
+        ])
 
     def mark_processing(self, request_ids: Sequence[str]) -> None:
         """pending -> processing (other states are left alone, so a replay cannot move a request back)."""
