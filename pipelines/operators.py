@@ -214,36 +214,22 @@ class StoreResults(_StepsMixin, ProcessFunction):
 
 class Announce(_StepsMixin, KeyedProcessFunction):
     """Keyed by batch (a lone item by its request): each answer becomes a record of the results topic, and the
-    batch's completion event follows its last answer, once.
+    batch's completion event follows its last answer, once (rules in CompletionWatch).
 
-    The answers seen are counted in keyed state; only when they reach the batch's size is the store asked whether
-    it closed the batch (a redelivered item may be counted twice, so the store decides). State and the
-    transactional sink share checkpoints, so after a restart the replayed answers are counted again from the
-    checkpoint's count and the event is written in exactly one committed transaction.
+    The watch is keyed state and shares the checkpoints of the transactional sink: after a restart the replayed
+    answers are counted again from the checkpoint's watch, so the event is written in exactly one committed
+    transaction.
     """
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
-        self.seen = runtime_context.get_state(ValueStateDescriptor("answers-seen", Types.INT()))
-        self.total = runtime_context.get_state(ValueStateDescriptor("batch-total", Types.INT()))
-        self.announced = runtime_context.get_state(ValueStateDescriptor("announced", Types.BOOLEAN()))
+        self.watch = runtime_context.get_state(ValueStateDescriptor("completion-watch", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: ItemResult, ctx: KeyedProcessFunction.Context):
         yield Row(value.caller_id, value.to_json())
-        batch_id = value.batch_id
-        if batch_id is None or self.announced.value():
+        if value.batch_id is None:
             return
-        total = self.total.value()
-        if total is None:
-            total = self.steps.batch_total(batch_id)
-            total = -1 if total is None else total  # a batch the store does not know never completes here
-            self.total.update(total)
-        seen = (self.seen.value() or 0) + 1
-        self.seen.update(seen)
-        if total < 0 or seen < total:
-            return
-        event = self.steps.batch_completed(batch_id)
+        watch, event = self.steps.answered(value.batch_id, self.watch.value())
+        self.watch.update(watch)
         if event is not None:
-            self.announced.update(True)
-            self.seen.clear()
             yield Row(event.caller_id, event.to_json())

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -137,6 +137,25 @@ class InFlightDedup:
         if input_ended or since is None or now - since >= self.give_up_ms:
             return Settle.MISSES
         return Settle.WAIT
+
+
+@dataclass(frozen=True)
+class CompletionWatch:
+    """What the answers of one batch have shown so far; an engine keeps one per batch in checkpointed state.
+
+    Answers are counted, and only once they reach the batch's size is the store asked whether it closed the batch
+    (a redelivered item can be answered twice, so the count alone never decides). `total` None: a batch the store
+    does not know, which never completes here.
+    """
+
+    total: int | None
+    seen: int = 0
+    announced: bool = False
+
+    @property
+    def due(self) -> bool:
+        """Time to ask the store."""
+        return not self.announced and self.total is not None and self.seen >= self.total
 
 
 def parse_message(raw: bytes | str) -> BatchItemMessage:
@@ -325,17 +344,23 @@ class BatchSteps:
 
     # --- per batch ------------------------------------------------------------------------------------------
 
-    def batch_total(self, batch_id: str) -> int | None:
-        """How many items the batch holds, None for a batch the store does not know."""
-        summary = self.ports.store.batches.summary(batch_id)
-        return summary.total_count if summary else None
-
-    def batch_completed(self, batch_id: str) -> BatchCompleted | None:
-        """The batch's completion event once the store has closed it (its last item finished), else None."""
+    def answered(
+        self, batch_id: str, watch: CompletionWatch | None
+    ) -> tuple[CompletionWatch, BatchCompleted | None]:
+        """One more answer of an item of `batch_id`: the batch's updated watch and, the first time the store has
+        closed the batch (its last item finished), its completion event."""
+        if watch is None:
+            summary = self.ports.store.batches.summary(batch_id)
+            watch = CompletionWatch(summary.total_count if summary else None)
+        if watch.announced:
+            return watch, None
+        watch = replace(watch, seen=watch.seen + 1)
+        if not watch.due:
+            return watch, None
         summary = self.ports.store.batches.summary(batch_id)
         if summary is None or summary.completed_at is None:
-            return None
-        return BatchCompleted.of(summary)
+            return watch, None
+        return replace(watch, announced=True), BatchCompleted.of(summary)
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from transforms.backends.base import InferenceUnavailable
 from transforms.batch_steps import BatchSteps
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
+from transforms.store import NewBatch, NewRequest
 
 RED, BLUE = png((200, 100, 40)), png((20, 40, 220))
 
@@ -80,3 +81,22 @@ def test_an_unavailable_back_end_is_retried_then_raised_for_a_replay(
     ports.backend.available = True
     BatchSteps(ports).run([message("u-0", red)])
     assert status(ports, "u-0") == ("done", None)
+
+
+def test_a_batch_is_announced_once_when_the_store_has_closed_it(ports: Ports) -> None:
+    steps = BatchSteps(ports)
+    requests = [NewRequest(f"w-{i}", "producer", TINY, batch_id="w", item_index=i) for i in range(2)]
+    ports.store.batches.create(NewBatch("w", "producer", None, []), requests)
+    watch, event = steps.answered("w", None)
+    assert (watch.total, watch.seen, event) == (2, 1, None)
+    watch, event = steps.answered("w", watch)  # an answer repeated (a redelivery) before the batch closed
+    assert watch.due and event is None
+    ports.store.requests.fail("w-0", "not_an_image", "no")
+    ports.store.requests.fail("w-1", "not_an_image", "no")
+    closed, event = steps.answered("w", watch)
+    assert event is not None and (event.status, event.failed_count, event.total_count) == ("failed", 2, 2)
+    assert steps.answered("w", closed)[1] is None  # once
+    # Replayed from a checkpoint taken before the event: the watch of that checkpoint decides again.
+    assert steps.answered("w", watch)[1] == event
+    unknown, event = steps.answered("nobody-knows", None)
+    assert unknown.total is None and event is None and not steps.answered("nobody-knows", unknown)[0].due
