@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException
 
 from transforms.backends.base import InferenceUnavailable
 from transforms.batch_queue import QueueUnavailable
+from transforms.blobs import BlobStoreUnavailable
 from transforms.errors import RecognitionError
+from transforms.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -35,6 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
     unavailable = {
         InferenceUnavailable: ("inference_unavailable", "The inference server is unavailable; retry shortly."),
         QueueUnavailable: ("queue_unavailable", "The batch queue is unavailable; nothing was queued, retry shortly."),
+        StoreUnavailable: ("database_unavailable", "The database is unavailable; retry shortly."),
+        BlobStoreUnavailable: ("blob_store_unavailable", "The blob store is unavailable; retry shortly."),
     }
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

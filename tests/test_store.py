@@ -138,3 +138,91 @@ def test_ensure_request_for_direct_kafka_producers(store: Store) -> None:
     assert (row["caller_id"], row["status"], row["labels"]) == ("bob", "pending", None)
     store.complete_request("r-1", "m", "1", "h", [Label("a", 0.5)], None, cache_hit=False)
     assert store.get_request("r-1")["status"] == "done"
+
+
+def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(store: Store) -> None:
+    _, ids = _batch(store, 3, callback=None)
+    store.mark_processing(ids[:1])  # the first attempt of ids[0] went to inference, then the job crashed
+    # The replay finds the cache entry that first attempt wrote; ids[1] never reached inference: a real hit.
+    store.complete_request(ids[0], "m", "1", "h", [Label("a", 0.9)], None, cache_hit=True)
+    store.complete_request(ids[1], "m", "1", "h", [Label("a", 0.9)], None, cache_hit=True)
+    assert store.get_request(ids[0])["cache_hit"] is False
+    assert store.get_request(ids[1])["cache_hit"] is True
+    # A later replay of a finished item changes nothing, whatever it found.
+    store.complete_request(ids[1], "m", "1", "h", [Label("b", 0.1)], "file:///raw", cache_hit=False)
+    row = store.get_request(ids[1])
+    assert (row["cache_hit"], row["labels"][0]["label"], row["raw_output_path"]) == (True, "a", None)
+
+
+def test_finished_states_are_final_so_counts_never_move_backwards(store: Store) -> None:
+    batch_id, ids = _batch(store, 2, callback=None)
+    store.fail_request(ids[0], "url_fetch_failed", "first attempt failed")
+    store.complete_request(ids[0], "m", "1", "h", [], None, cache_hit=False)  # a replay that succeeds
+    store.complete_request(ids[1], "m", "1", "h", [], None, cache_hit=False)
+    store.fail_request(ids[1], "late", "a replay that fails")
+    summary = store.batch_summary(batch_id)
+    assert (summary.completed_count, summary.failed_count) == (1, 1)
+    assert store.get_request(ids[0])["labels"] is None  # no result row for the failed item
+    with store.engine.connect() as conn:
+        orphans = conn.execute(text(
+            "SELECT count(*) FROM inference_requests r LEFT JOIN inference_results s USING (request_id) "
+            "WHERE r.status = 'done' AND s.request_id IS NULL")).scalar_one()
+    assert orphans == 0
+
+
+def test_a_webhook_is_claimed_by_one_replica_until_its_lease_runs_out(store: Store) -> None:
+    batch_id, ids = _batch(store, 1)
+    store.complete_request(ids[0], "m", "1", "h", [], None, cache_hit=False)
+    first = store.claim_webhooks("replica-a", timedelta(minutes=1))
+    assert [row["batch_id"] for row in first] == [batch_id] and first[0]["delivery_id"]
+    assert store.claim_webhooks("replica-b", timedelta(minutes=1)) == []
+    assert store.due_webhooks() == []
+    # replica-a dies; after its lease another replica takes the row over, with the same delivery id.
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE webhook_outbox SET lease_until = created_at"))
+    taken = store.claim_webhooks("replica-b", timedelta(minutes=1))
+    assert [(row["batch_id"], row["delivery_id"]) for row in taken] == [(batch_id, first[0]["delivery_id"])]
+    assert store.record_webhook_attempt(batch_id, 200, None, True, None, owner="replica-a") is False
+    assert store.record_webhook_attempt(batch_id, 200, None, True, None, owner="replica-b") is True
+    assert store.claim_webhooks("replica-a", timedelta(0)) == []
+
+
+def test_idempotency_key_finds_the_first_batch_and_can_be_released(store: Store) -> None:
+    from transforms.store import IdempotencyKeyTaken
+
+    first = uuid.uuid4().hex
+    store.create_batch(first, "alice", [NewRequest(uuid.uuid4().hex, "alice", "m", batch_id=first)], None, [],
+                       idempotency_key="k-1", fingerprint="f")
+    second = uuid.uuid4().hex
+    with pytest.raises(IdempotencyKeyTaken):
+        store.create_batch(second, "alice", [NewRequest(uuid.uuid4().hex, "alice", "m", batch_id=second)], None,
+                           [], idempotency_key="k-1", fingerprint="f")
+    assert store.batch_summary(second) is None
+    assert store.batch_for_idempotency_key("alice", "k-1") == (first, "f")
+    assert store.batch_for_idempotency_key("bob", "k-1") is None  # keys are per caller
+    store.release_idempotency_key(first)
+    store.create_batch(second, "alice", [NewRequest(uuid.uuid4().hex, "alice", "m", batch_id=second)], None, [],
+                       idempotency_key="k-1")
+    assert store.batch_for_idempotency_key("alice", "k-1") == (second, None)
+    assert store.items_in_flight("alice") == 2
+
+
+def test_key_limits_default_to_none_and_can_be_set(store: Store) -> None:
+    key = store.create_api_key("carol")
+    record = store.api_key(key)
+    assert (record.caller_id, record.rate_per_s, record.max_concurrency) == ("carol", None, None)
+    assert store.set_key_limits(record.key_hash, rate_per_s=2.5, max_concurrency=1)
+    assert (store.api_key(key).rate_per_s, store.api_key(key).max_concurrency) == (2.5, 1)
+    assert store.set_key_limits("nope", burst=3) is False
+    with pytest.raises(ValueError):
+        store.set_key_limits(record.key_hash, colour=1)
+
+
+def test_a_dead_database_is_store_unavailable_quickly() -> None:
+    from runners.stack.ports import free_ports
+    from transforms.store import StoreUnavailable
+
+    dead = Store.from_url(f"postgresql+psycopg://postgres@127.0.0.1:{free_ports(1)[0]}/imgrec")
+    with pytest.raises(StoreUnavailable):
+        dead.batch_summary("x")
+    assert dead.ping() is False

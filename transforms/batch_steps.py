@@ -7,13 +7,15 @@ Every value passed between steps is a plain picklable dataclass, so an engine ma
 operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
 an unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
 inference fault fails the micro-batch's items (`inference_failed`) instead of replaying them forever.
+
+A step that finds Triton, the database or the blob store unavailable retries with backoff for
+`Settings.dependency_retry_s` (see `transforms.retry`), then raises so the engine replays it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +24,6 @@ from enum import Enum
 import numpy as np
 from pydantic import ValidationError
 
-from transforms.backends.base import InferenceUnavailable
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
 from transforms.fetch import fetch_image
@@ -31,14 +32,12 @@ from transforms.inference import infer_tensors, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
+from transforms.retry import OUTAGES, OutageRetry
 from transforms.settings import Settings
 from transforms.store import CompletedItem
 from transforms.thresholds import apply_threshold
 
 log = logging.getLogger(__name__)
-
-# Waits between attempts of one micro-batch while the back end is unavailable; then the error propagates.
-INFER_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
 
 class BadMessage(ValueError):
@@ -157,6 +156,7 @@ class BatchSteps:
 
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
+        self.retry = OutageRetry(ports.settings.dependency_retry_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchSteps:
@@ -170,10 +170,13 @@ class BatchSteps:
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.ports.store.ensure_request(msg)
+        self.retry(self.ports.store.ensure_request, msg)
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
+        return self.retry(self._fetch, msg)
+
+    def _fetch(self, msg: BatchItemMessage) -> FetchedItem:
         version = self.ports.router.resolve(msg.model_id)
         model = self.ports.catalog.get(msg.model_id, version)
         if msg.image_uri.startswith(("http://", "https://")):
@@ -203,7 +206,7 @@ class BatchSteps:
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
         """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.ports.store.fail_request(msg.request_id, error.code, error.message, image_hash)
+        self.retry(self.ports.store.fail_request, msg.request_id, error.code, error.message, image_hash)
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -217,15 +220,18 @@ class BatchSteps:
         model = items[0].model
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
-        self.ports.store.mark_processing([i.msg.request_id for i in items])
+        self.retry(self.ports.store.mark_processing, [i.msg.request_id for i in items])
         unique: dict[str, PreparedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)
         firsts = list(unique.values())
         batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
+        handler = self.ports.handler(model)
         try:
-            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts])
-        except InferenceUnavailable:
+            predictions = self.retry(
+                infer_tensors, model, handler, self.ports.backend, batch, [i.meta for i in firsts]
+            )
+        except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
             log.exception("micro-batch of %s failed", model_key(model))
@@ -236,7 +242,8 @@ class BatchSteps:
         by_hash: dict[str, tuple[list[Label], str]] = {}
         for item, prediction in zip(firsts, predictions, strict=True):
             key = f"raw/{model.model_id}/{model.version}/{item.image_hash}.npz"
-            by_hash[item.image_hash] = (prediction.labels, self.ports.blobs.put(key, raw_output_bytes(prediction)))
+            uri = self.retry(self.ports.blobs.put, key, raw_output_bytes(prediction))
+            by_hash[item.image_hash] = (prediction.labels, uri)
         self.ports.cache.put_many(
             [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
         )
@@ -244,18 +251,6 @@ class BatchSteps:
             Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
             for i in items
         ]
-
-    def _infer_with_retry(self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta]) -> list:
-        handler = self.ports.handler(model)
-        for delay in (*INFER_RETRY_DELAYS_S, None):
-            try:
-                return infer_tensors(model, handler, self.ports.backend, batch, metas)
-            except InferenceUnavailable as exc:
-                if delay is None:
-                    raise
-                log.warning("inference back end unavailable (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def finish(self, outcomes: Sequence[Outcome]) -> None:
         """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
@@ -280,7 +275,7 @@ class BatchSteps:
                     applied,
                 )
             )
-        self.ports.store.complete_requests(completed)
+        self.retry(self.ports.store.complete_requests, completed)
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 

@@ -15,6 +15,10 @@ from transforms.errors import RecognitionError
 from transforms.settings import Settings
 
 
+class BlobStoreUnavailable(RuntimeError):
+    """The blob store cannot be read or written now (object store down, disk full); callers answer 503 or retry."""
+
+
 class BlobStore:
     """put(key, bytes) -> URI and get(URI) -> bytes under one root."""
 
@@ -29,7 +33,10 @@ class BlobStore:
         """Write `data` at `key` (a relative path like "raw/model/v1/abc.npz"), replacing any blob there."""
         if not _plain_key(key):
             raise ValueError(f"blob key must be a plain relative path, not {key!r}")
-        self.fs.pipe_file(f"{self._root_path}/{key}", data)
+        try:
+            self.fs.pipe_file(f"{self._root_path}/{key}", data)
+        except (OSError, TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
         return f"{self.root_uri}/{key}"
 
     def get(self, uri: str) -> bytes:
@@ -42,6 +49,8 @@ class BlobStore:
             return self.fs.cat_file(f"{self._root_path}/{key}")
         except FileNotFoundError as exc:
             raise RecognitionError("blob_not_found", f"No blob at {uri}.") from exc
+        except (OSError, TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
 
 
 def make_blob_store(settings: Settings) -> BlobStore:

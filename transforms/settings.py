@@ -60,6 +60,11 @@ class Settings(BaseSettings):
 
     # --- inference ---
     triton_timeout_s: float = Field(30.0, description="Timeout of one Triton request.")
+    dependency_retry_s: float = Field(
+        30.0,
+        description="How long a batch step retries an unavailable Triton, database or blob store (backoff) before "
+        "the error goes to the engine (Flink restarts the job).",
+    )
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")

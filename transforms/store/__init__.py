@@ -1,5 +1,13 @@
 """Relational persistence (PostgreSQL in the stack, SQLite embedded)."""
 
-from transforms.store.store import BatchSummary, CompletedItem, NewRequest, Store
+from transforms.store.store import (
+    ApiKey,
+    BatchSummary,
+    CompletedItem,
+    IdempotencyKeyTaken,
+    NewRequest,
+    Store,
+    StoreUnavailable,
+)
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "IdempotencyKeyTaken", "NewRequest", "Store", "StoreUnavailable"]

@@ -8,20 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, case, create_engine, event, func, select, update
+from sqlalchemy import Engine, and_, case, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
 from transforms.store import tables as t
 
 TERMINAL = ("done", "failed")
+# Bounds on every database call: a dead or stuck server costs a caller seconds, not minutes.
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 15_000
+POOL_TIMEOUT_S = 5
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or did not answer in time; callers answer 503 or retry."""
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another batch of the caller already holds this Idempotency-Key."""
 
 
 def now() -> datetime:
@@ -109,7 +123,26 @@ class Store:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=POOL_TIMEOUT_S,
+                connect_args={
+                    "connect_timeout": CONNECT_TIMEOUT_S,
+                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                },
+            )
+
+        @event.listens_for(engine, "handle_error")
+        def _unavailable(context: Any) -> None:
+            # Lost, refused or timed-out connections (and statement timeouts) are an outage, not a bug.
+            if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
+                raise StoreUnavailable(f"database unavailable: {context.original_exception}") from (
+                    context.sqlalchemy_exception
+                )
+
         return cls(engine)
 
     def close(self) -> None:
@@ -188,10 +221,29 @@ class Store:
 
     def caller_for_key(self, key: str) -> str | None:
         """The caller an API key belongs to, or None when unknown or revoked."""
+        record = self.api_key(key)
+        return record.caller_id if record else None
+
+    def api_key(self, key: str) -> ApiKey | None:
+        """The live key's caller and admission limits (None where the settings' default applies)."""
         k = t.api_keys
-        q = select(k.c.caller_id).where(k.c.key_hash == hash_key(key), k.c.revoked_at.is_(None))
+        q = select(k).where(k.c.key_hash == hash_key(key), k.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
-            return conn.execute(q).scalar_one_or_none()
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ApiKey(m["key_hash"], m["caller_id"], m["rate_per_s"], m["burst"], m["max_concurrency"],
+                      m["max_batch_items_in_flight"])
+
+    def set_key_limits(self, key_hash: str, **limits: float | int | None) -> bool:
+        """Set admission limits of one key (by its hash); None restores the default. False if no such key."""
+        unknown = set(limits) - set(ApiKey.LIMITS)
+        if unknown:
+            raise ValueError(f"unknown limits {sorted(unknown)}; known: {ApiKey.LIMITS}")
+        with self.engine.begin() as conn:
+            done = conn.execute(update(t.api_keys).where(t.api_keys.c.key_hash == key_hash).values(**limits))
+        return done.rowcount == 1
 
     def webhook_secret(self, caller_id: str) -> str | None:
         with self.engine.connect() as conn:
@@ -252,33 +304,41 @@ class Store:
         )
 
     def complete_requests(self, items: Sequence[CompletedItem]) -> None:
-        """Batch form of `complete_request`: one transaction for a whole micro-batch."""
+        """Batch form of `complete_request`: one transaction for a whole micro-batch.
+
+        Only requests still open move to done, and each gets its result row in the same transaction, so a done
+        request always has its result and a replay changes nothing. A request already sent to inference
+        (`processing`) that is now answered from the cache found its own first attempt's entry (a replay after a
+        crash between the cache write and this one): that is not a cache hit.
+        """
         if not items:
             return
         ts = now()
-        res = t.inference_results
-        stmt = self._dialect.insert(res)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[res.c.request_id, res.c.model_id, res.c.model_version],
-            set_={
-                "labels": stmt.excluded.labels,
-                "threshold_applied": stmt.excluded.threshold_applied,
-                # A replay served from the cache has no raw output of its own: keep the first one.
-                "raw_output_path": func.coalesce(stmt.excluded.raw_output_path, res.c.raw_output_path),
-            },
-        )
+        by_id = {i.request_id: i for i in items}
         r = t.inference_requests
+        finish = (
+            update(r)
+            .where(r.c.request_id.in_(list(by_id)))
+            .values(
+                status="done",
+                image_hash=case({rid: i.image_hash for rid, i in by_id.items()}, value=r.c.request_id),
+                completed_at=ts,
+                error_code=None,
+                error_message=None,
+            )
+            .returning(r.c.request_id)
+        )
         with self.engine.begin() as conn:
-            conn.execute(stmt, [_result_row(i, ts) for i in items])
-            for i in items:
-                conn.execute(
-                    update(r)
-                    .where(r.c.request_id == i.request_id, r.c.status != "done")
-                    .values(
-                        status="done", image_hash=i.image_hash, completed_at=ts, error_code=None, error_message=None
-                    )
-                )
-            self._close_finished_batches(conn, [i.request_id for i in items])
+            inferred = set(conn.execute(finish.where(r.c.status == "processing")).scalars())
+            fresh = set(conn.execute(finish.where(r.c.status == "pending")).scalars())
+            rows = [
+                _result_row(by_id[rid], ts, cache_hit=by_id[rid].cache_hit and rid not in inferred)
+                for rid in by_id
+                if rid in inferred or rid in fresh
+            ]
+            if rows:
+                conn.execute(self._dialect.insert(t.inference_results).on_conflict_do_nothing(), rows)
+            self._close_finished_batches(conn, list(by_id))
 
     def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
         """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
@@ -291,12 +351,12 @@ class Store:
             conn.execute(t.inference_results.insert(), _result_row(item, ts))
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
-        """Mark a request failed with a reason; a request already done stays done."""
+        """Mark a request failed with a reason; a finished request (done or failed) stays as it is."""
         r = t.inference_requests
         with self.engine.begin() as conn:
             conn.execute(
                 update(r)
-                .where(r.c.request_id == request_id, r.c.status != "done")
+                .where(r.c.request_id == request_id, r.c.status.not_in(TERMINAL))
                 .values(
                     status="failed",
                     error_code=code,
@@ -337,22 +397,54 @@ class Store:
         requests: Sequence[NewRequest],
         callback_url: str | None,
         rejected: list[dict[str, Any]],
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> None:
-        """Write the batch and its request rows in one transaction."""
+        """Write the batch and its request rows in one transaction.
+
+        Raises IdempotencyKeyTaken (and writes nothing) when the caller has a batch with this idempotency key.
+        """
         ts = now()
         rows = [{**r.__dict__, "submitted_at": ts} for r in requests]
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.batches.insert().values(
-                    batch_id=batch_id,
-                    caller_id=caller_id,
-                    total_count=len(requests),
-                    rejected=rejected,
-                    callback_url=callback_url,
-                    created_at=ts,
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.batches.insert().values(
+                        batch_id=batch_id,
+                        caller_id=caller_id,
+                        total_count=len(requests),
+                        rejected=rejected,
+                        callback_url=callback_url,
+                        created_at=ts,
+                        idempotency_key=idempotency_key,
+                        request_fingerprint=fingerprint,
+                    )
                 )
-            )
-            conn.execute(t.inference_requests.insert(), rows)
+                conn.execute(t.inference_requests.insert(), rows)
+        except IntegrityError as exc:
+            if idempotency_key is not None and self.batch_for_idempotency_key(caller_id, idempotency_key):
+                raise IdempotencyKeyTaken(idempotency_key) from exc
+            raise
+
+    def batch_for_idempotency_key(self, caller_id: str, key: str) -> tuple[str, str | None] | None:
+        """(batch_id, request fingerprint) of the caller's batch created with this idempotency key."""
+        b = t.batches
+        q = select(b.c.batch_id, b.c.request_fingerprint).where(b.c.caller_id == caller_id, b.c.idempotency_key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return (row.batch_id, row.request_fingerprint) if row else None
+
+    def release_idempotency_key(self, batch_id: str) -> None:
+        """Forget a batch's idempotency key (its submission failed), so the client's retry makes a new batch."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.batches).where(t.batches.c.batch_id == batch_id).values(idempotency_key=None))
+
+    def items_in_flight(self, caller_id: str) -> int:
+        """The caller's requests not yet finished (pending or processing)."""
+        r = t.inference_requests
+        q = select(func.count()).where(r.c.caller_id == caller_id, r.c.status.in_(("pending", "processing")))
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
 
     def batch_summary(self, batch_id: str) -> BatchSummary | None:
         """Counts by state for one batch."""
@@ -464,44 +556,98 @@ class Store:
 
     # --- webhook outbox ---
     def due_webhooks(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Undelivered webhooks whose next attempt is due."""
+        """Undelivered webhooks whose next attempt is due and that no replica holds a live lease on."""
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(self._due(limit))]
+
+    def claim_webhooks(self, owner: str, lease: timedelta, limit: int = 20) -> list[dict[str, Any]]:
+        """Due webhooks, each leased to `owner` for `lease`: no other replica sends them meanwhile.
+
+        PostgreSQL skips rows another replica is claiming (FOR UPDATE SKIP LOCKED); SQLite serialises writers.
+        """
         o = t.webhook_outbox
-        q = (
+        ts = now()
+        with self.engine.begin() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(self._due(limit).with_for_update(skip_locked=True,
+                                                                                               of=o))]
+            for row in rows:
+                row["delivery_id"] = row["delivery_id"] or uuid.uuid4().hex
+                conn.execute(
+                    update(o)
+                    .where(o.c.batch_id == row["batch_id"])
+                    .values(lease_owner=owner, lease_until=ts + lease, delivery_id=row["delivery_id"])
+                )
+        return rows
+
+    def _due(self, limit: int) -> Any:
+        o = t.webhook_outbox
+        ts = now()
+        return (
             select(o, t.batches.c.caller_id)
             .select_from(o.join(t.batches, t.batches.c.batch_id == o.c.batch_id))
-            .where(o.c.delivered_at.is_(None), o.c.gave_up_at.is_(None), o.c.next_attempt_at <= now())
+            .where(
+                o.c.delivered_at.is_(None),
+                o.c.gave_up_at.is_(None),
+                o.c.next_attempt_at <= ts,
+                or_(o.c.lease_until.is_(None), o.c.lease_until < ts),
+            )
             .order_by(o.c.next_attempt_at)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(q)]
 
     def record_webhook_attempt(
-        self, batch_id: str, status_code: int | None, error: str | None, delivered: bool, retry_in: timedelta | None
-    ) -> None:
-        """Record one delivery attempt; schedule the next one or give up when `retry_in` is None."""
+        self,
+        batch_id: str,
+        status_code: int | None,
+        error: str | None,
+        delivered: bool,
+        retry_in: timedelta | None,
+        owner: str | None = None,
+    ) -> bool:
+        """Record one delivery attempt and end the lease; schedule the next attempt or give up (`retry_in` None).
+
+        With `owner`, only while that owner still holds the row: False when its lease ran out and another replica
+        took the row over (the attempt is still recorded).
+        """
         o = t.webhook_outbox
         ts = now()
-        values: dict[str, Any] = {"attempts": o.c.attempts + 1}
+        values: dict[str, Any] = {"attempts": o.c.attempts + 1, "lease_owner": None, "lease_until": None}
         if delivered:
             values["delivered_at"] = ts
         elif retry_in is None:
             values["gave_up_at"] = ts
         else:
             values["next_attempt_at"] = ts + retry_in
+        held = o.c.batch_id == batch_id
+        if owner is not None:
+            held = and_(held, o.c.lease_owner == owner)
         with self.engine.begin() as conn:
             conn.execute(
                 t.webhook_attempts.insert().values(
                     batch_id=batch_id, attempted_at=ts, status_code=status_code, error=error
                 )
             )
-            conn.execute(update(o).where(o.c.batch_id == batch_id).values(**values))
+            return conn.execute(update(o).where(held).values(**values)).rowcount == 1
 
     def webhook_attempts(self, batch_id: str) -> list[dict[str, Any]]:
         a = t.webhook_attempts
         with self.engine.connect() as conn:
             q = select(a).where(a.c.batch_id == batch_id).order_by(a.c.id)
             return [dict(row._mapping) for row in conn.execute(q)]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A live API key: its caller and its admission limits (None: the settings' default)."""
+
+    LIMITS: ClassVar[tuple[str, ...]] = ("rate_per_s", "burst", "max_concurrency", "max_batch_items_in_flight")
+
+    key_hash: str
+    caller_id: str
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_concurrency: int | None = None
+    max_batch_items_in_flight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -518,14 +664,14 @@ class CompletedItem:
     threshold_applied: float | None = None
 
 
-def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
+def _result_row(item: CompletedItem, ts: datetime, cache_hit: bool | None = None) -> dict[str, Any]:
     return {
         "request_id": item.request_id,
         "model_id": item.model_id,
         "model_version": item.model_version,
         "labels": [lbl.to_dict() for lbl in item.labels],
         "threshold_applied": item.threshold_applied,
-        "cache_hit": item.cache_hit,
+        "cache_hit": item.cache_hit if cache_hit is None else cache_hit,
         "raw_output_path": item.raw_output_uri,
         "created_at": ts,
     }
@@ -547,4 +693,4 @@ def _model_version(m: Any) -> ModelVersion:
     )
 
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "IdempotencyKeyTaken", "NewRequest", "Store", "StoreUnavailable"]
