@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.admission import Admission
 from api.auth import CallerKeys
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
@@ -27,6 +28,7 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
         app.state.services = services or build_services(settings)
         app.state.services.start()
         app.state.caller_keys = CallerKeys(app.state.services.store)
+        app.state.admission = Admission(app.state.services.settings)
         try:
             yield
         finally:

@@ -32,7 +32,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RecognitionError)
     async def _recognition(_: Request, exc: RecognitionError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+        retry_after = exc.details.get("retry_after_s")
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
     unavailable = {
         InferenceUnavailable: ("inference_unavailable", "The inference server is unavailable; retry shortly."),

@@ -17,7 +17,7 @@ from transforms.fetch import parse_http_url
 from transforms.intake import check_size, decode_base64, sniff_image
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
-from transforms.store import NewRequest, Store
+from transforms.store import IdempotencyKeyTaken, NewRequest, Store
 from transforms.thresholds import validate_threshold
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,17 @@ class SubmittedBatch:
     accepted_count: int
     rejected: list[dict[str, Any]]
     estimated_completion_seconds: float
+    replayed: bool = False  # the batch an earlier request with the same idempotency key created
+
+
+@dataclass(frozen=True)
+class Submission:
+    """How one caller's batch request is to be admitted."""
+
+    caller_id: str
+    idempotency_key: str | None = None
+    fingerprint: str | None = None  # of the request body: a key reused for another body is refused
+    max_items_in_flight: int | None = None
 
 
 class BatchSubmitter:
@@ -55,8 +66,19 @@ class BatchSubmitter:
         self.blobs = blobs
         self.queue = queue
 
-    def submit(self, caller_id: str, items: Sequence[BatchItem], callback_url: str | None) -> SubmittedBatch:
-        """Validate, persist and publish one batch; raises RecognitionError when nothing can be accepted."""
+    def submit(
+        self, who: Submission | str, items: Sequence[BatchItem], callback_url: str | None
+    ) -> SubmittedBatch:
+        """Validate, persist and publish one batch; raises RecognitionError when nothing can be accepted.
+
+        With an idempotency key, a repeat of the request answers with the batch the first one created.
+        """
+        who = Submission(who) if isinstance(who, str) else who
+        caller_id = who.caller_id
+        if who.idempotency_key is not None:
+            earlier = self.store.batch_for_idempotency_key(caller_id, who.idempotency_key)
+            if earlier is not None:
+                return self._replayed(earlier, who)
         if len(items) > self.settings.batch_max_items:
             raise RecognitionError(
                 "batch_too_large",
@@ -93,19 +115,57 @@ class BatchSubmitter:
             raise RecognitionError(
                 "no_valid_items", "No item of the batch is valid.", http_status=422, rejected=rejected
             )
+        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
+        if who.max_items_in_flight is not None:
+            self._check_in_flight(caller_id, len(accepted), who.max_items_in_flight, rate)
         backlog = self.store.pending_backlog()
-        self.store.create_batch(
-            batch_id, caller_id, [NewRequest.from_message(m) for m in accepted], callback_url, rejected
-        )
+        try:
+            self.store.create_batch(
+                batch_id, caller_id, [NewRequest.from_message(m) for m in accepted], callback_url, rejected,
+                idempotency_key=who.idempotency_key, fingerprint=who.fingerprint,
+            )
+        except IdempotencyKeyTaken:  # a concurrent request with the same key won the race
+            earlier = self.store.batch_for_idempotency_key(caller_id, who.idempotency_key or "")
+            assert earlier is not None
+            return self._replayed(earlier, who)
         try:
             self.queue.publish(accepted)
         except QueueUnavailable as exc:
-            # Nothing reached the queue, so the rows would never progress: fail them loudly instead.
+            # Nothing reached the queue, so the rows would never progress: fail them loudly instead, and let the
+            # client's retry with the same idempotency key make a new batch.
             for m in accepted:
                 self.store.fail_request(m.request_id, "queue_unavailable", str(exc))
+            self.store.release_idempotency_key(batch_id)
             raise
-        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
         return SubmittedBatch(batch_id, len(accepted), rejected, round((backlog + len(accepted)) / rate, 1))
+
+    def _check_in_flight(self, caller_id: str, adding: int, most: int, rate: float) -> None:
+        """429 when the caller's unfinished items plus this batch would exceed `most` (a soft cap: concurrent
+        submissions of one caller are counted without a lock)."""
+        in_flight = self.store.items_in_flight(caller_id)
+        if in_flight + adding > most:
+            raise RecognitionError(
+                "too_many_items_in_flight",
+                f"{in_flight} of your items are still in flight and this batch adds {adding}; at most {most} may be "
+                "unfinished at once. Retry when earlier batches have progressed.",
+                http_status=429,
+                retry_after_s=max(1, round((in_flight + adding - most) / rate)),
+                in_flight=in_flight,
+                limit=most,
+            )
+
+    def _replayed(self, earlier: tuple[str, str | None], who: Submission) -> SubmittedBatch:
+        batch_id, fingerprint = earlier
+        if fingerprint != who.fingerprint:
+            raise RecognitionError(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request; use a new key for a new batch.",
+            )
+        summary = self.store.batch_summary(batch_id)
+        assert summary is not None
+        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
+        remaining = summary.total_count - summary.completed_count - summary.failed_count
+        return SubmittedBatch(batch_id, summary.total_count, summary.rejected, round(remaining / rate, 1), True)
 
     def _image_uri(self, batch_id: str, index: int, item: BatchItem) -> str:
         if not self.catalog.versions(item.model_id):

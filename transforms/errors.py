@@ -36,6 +36,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "inference_failed": 500,
     # batches
     "batch_not_found": 404,
+    "idempotency_key_reused": 422,
+    # admission control
+    "rate_limited": 429,
+    "too_many_concurrent_requests": 429,
+    "too_many_items_in_flight": 429,
+    "overloaded": 503,
     # blob references (batch claim checks)
     "blob_forbidden": 400,
     "blob_not_found": 404,

@@ -44,6 +44,21 @@ class Settings(BaseSettings):
     max_pixels: int = Field(40_000_000, description="Decompression-bomb guard: most pixels in one image.")
     batch_max_items: int = Field(10_000, description="Most items in one batch request.")
 
+    # --- admission control (per API key: a key's own row in `api_keys` overrides these defaults) ---
+    rate_limit_per_s: float = Field(50.0, description="Sync requests per second one API key may send (sustained).")
+    rate_limit_burst: int = Field(100, description="Sync requests one API key may send at once above the rate.")
+    max_concurrency_per_key: int = Field(16, description="Sync requests of one API key in flight in one API process.")
+    max_batch_items_in_flight: int = Field(
+        100_000, description="Batch items of one caller not yet finished; a batch that would exceed it gets 429."
+    )
+    sync_concurrency: int = Field(16, description="Sync recognitions running at once in one API process.")
+    sync_queue_size: int = Field(
+        64, description="Sync requests waiting for a running slot; beyond it a request is shed with 503 overloaded."
+    )
+    sync_queue_timeout_s: float = Field(
+        5.0, description="Longest wait of a sync request for a running slot before it is shed with 503 overloaded."
+    )
+
     # --- URL fetch (SSRF guard) ---
     fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")
     fetch_read_timeout_s: float = Field(10.0, description="Image URL read timeout.")

@@ -1,4 +1,9 @@
-"""Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff."""
+"""Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff.
+
+Every API replica runs a dispatcher; each claims due rows with a lease before sending (`Store.claim_webhooks`),
+so one webhook is sent by one replica. A replica that dies mid-send leaves its lease to run out and another sends
+again: every attempt carries the same `X-Imgrec-Delivery-Id`, so a receiver drops what it has already seen.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import hmac
 import json
 import logging
 import threading
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +24,9 @@ from transforms.store import BatchSummary, Store
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
+DELIVERY_ID_HEADER = "X-Imgrec-Delivery-Id"
+# Longer than one attempt can take (connect + read timeouts), so a live replica never loses its claim mid-send.
+LEASE = timedelta(seconds=60)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -46,13 +55,14 @@ class WebhookDispatcher:
         self.store = store
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
+        self.owner = uuid.uuid4().hex  # this replica's name on the rows it claims
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def deliver_due(self) -> int:
-        """Attempt every due webhook once; returns how many were delivered."""
+        """Claim the due webhooks and attempt each once; returns how many were delivered."""
         delivered = 0
-        for row in self.store.due_webhooks():
+        for row in self.store.claim_webhooks(self.owner, LEASE):
             delivered += self._attempt(row)
         return delivered
 
@@ -65,6 +75,7 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(secret, body),
             "X-Imgrec-Batch-Id": batch_id,
+            DELIVERY_ID_HEADER: row["delivery_id"],
         }
         status_code: int | None = None
         error: str | None = None
@@ -81,7 +92,7 @@ class WebhookDispatcher:
         retry_in = None
         if not ok and attempts < self.settings.webhook_max_attempts:
             retry_in = timedelta(seconds=min(self.base_delay_s * 2 ** (attempts - 1), self.max_delay_s))
-        self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
+        self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in, owner=self.owner)
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
         return ok

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
+from api.auth import api_key
 from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
 from transforms.errors import RecognitionError
 from transforms.fetch import fetch_image
 from transforms.intake import check_size, decode_base64
+from transforms.store import ApiKey
 from transforms.thresholds import validate_threshold
 
 router = APIRouter(tags=["recognize"])
@@ -78,11 +79,19 @@ def _invalid(exc: ValidationError) -> RecognitionError:
     "/v1/recognize",
     response_model=RecognizeResponse,
     openapi_extra=_OPENAPI_BODY,
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)},
     summary="Recognise one image synchronously",
 )
-async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]) -> RecognizeResponse:
-    """Run one image (under the sync size limit) through `model_id` and answer with its labels."""
+async def recognize(request: Request, key: Annotated[ApiKey, Depends(api_key)]) -> RecognizeResponse:
+    """Run one image (under the sync size limit) through `model_id` and answer with its labels.
+
+    Admission first: 429 over the key's rate or concurrency limit, 503 `overloaded` when the process is full.
+    """
+    async with request.app.state.admission.sync_request(key):
+        return await _recognize(request, key.caller_id)
+
+
+async def _recognize(request: Request, caller: str) -> RecognizeResponse:
     services = request.app.state.services
     settings = services.settings
     body, upload = await _parse(request, settings.sync_max_bytes)
