@@ -1,7 +1,8 @@
 """Flink operators of the batch job: thin adapters around `transforms.batch_steps`.
 
 Each operator builds its own ports (store, cache, back end, ...) from the job's settings in `open`, because
-functions are pickled to the TaskManager and connections cannot travel.
+functions are pickled to the TaskManager and connections cannot travel. Operators carry the path of the settings
+file, not the settings, so no secret travels in the job graph.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from pipelines.job_spec import load_settings
 from transforms.batch_steps import (
     BadMessage,
     BatchSteps,
@@ -25,7 +27,6 @@ from transforms.batch_steps import (
     parse_message,
 )
 from transforms.errors import RecognitionError
-from transforms.settings import Settings
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
@@ -39,11 +40,11 @@ class _StepsMixin:
 
     steps: BatchSteps
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._settings = settings
+    def __init__(self, settings_file: str) -> None:
+        self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.steps = BatchSteps.from_settings(Settings(**self._settings))
+        self.steps = BatchSteps.from_settings(load_settings(self._settings_file))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)
@@ -82,8 +83,8 @@ class CacheLookup(_StepsMixin, KeyedProcessFunction):
     processing-time timer, and on the end-of-input event-time timer, which a bounded input's last watermark fires.
     """
 
-    def __init__(self, settings: dict[str, Any], dedup: InFlightDedup | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, settings_file: str, dedup: InFlightDedup | None = None) -> None:
+        super().__init__(settings_file)
         self.dedup = dedup or InFlightDedup()
 
     def open(self, runtime_context: RuntimeContext) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pyflink
 
-from pipelines.job_spec import JOB_NAME, JobOptions
+from pipelines.job_spec import JOB_NAME, JobOptions, record_desired, save_settings
 from transforms.settings import REPO_ROOT, Settings
 
 FLINK_BIN = Path(pyflink.__file__).parent / "bin" / "flink"
@@ -114,17 +114,18 @@ def submit_job(
 
     Resumes from `restore_from`, else from the newest retained checkpoint, unless `fresh`.
     """
+    options = options or JobOptions()
+    record_desired(settings, "running", options)
     current = job_status(settings)
     if current is not None and current.state in ACTIVE_STATES:
         return current.job_id
-    options = options or JobOptions()
     restore = None if fresh else (restore_from or latest_retained(settings))
     address = rest_url(settings).split("://", 1)[-1]
     command = [str(FLINK_BIN), "run", "--detached", "--jobmanager", address,
                "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-pyfs", str(stage_job_code(settings))]
     if restore is not None:
         command += ["--fromSavepoint", str(restore)]
-    command += ["-py", str(JOB_FILE), "--settings", settings.model_dump_json(),
+    command += ["-py", str(JOB_FILE), "--settings-file", str(save_settings(settings)),
                 "--preprocess-parallelism", str(options.preprocess_parallelism),
                 "--checkpoint-interval-ms", str(options.checkpoint_interval_ms)]
     if options.bounded:
@@ -147,6 +148,7 @@ def cancel_job(settings: Settings, savepoint: bool = False, timeout_s: float = 1
 
     Returns the savepoint path (or None), once the job is no longer running.
     """
+    record_desired(settings, "stopped")
     current = job_status(settings)
     if current is None or current.state not in ACTIVE_STATES:
         return None

@@ -52,3 +52,12 @@ def status() -> None:
     typer.echo(json.dumps(current.to_dict() if current else {"state": "NOT_SUBMITTED"}, indent=2))
     if current is None or current.state != "RUNNING":
         raise typer.Exit(1)
+
+
+@job_app.command("keep")
+def keep() -> None:
+    """Keep the job running as last asked (`submit`/`cancel`): resubmit it from its newest retained checkpoint when
+    the cluster lost it. Run by the stack's supervisor."""
+    from pipelines.job_keeper import keep as run
+
+    run(get_settings())

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from runners.stall_watch import StallWatch
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue, make_batch_queue
 from transforms.batch_submission import BatchSubmitter
 from transforms.model_registry import load_registry
@@ -29,6 +30,7 @@ class Services:
     recognizer: Recognizer
     batches: BatchSubmitter
     webhooks: WebhookDispatcher
+    stall_watch: StallWatch
     _background: list[Any] = field(default_factory=list)
 
     @property
@@ -51,6 +53,7 @@ class Services:
                 self.store.add_api_key(DEV_CALLER, key)
             log.warning("development API key (caller %r): %s", DEV_CALLER, key)
         self.webhooks.start()
+        self.stall_watch.start(interval_s=max(1.0, self.settings.stall_after_s / 6))
         if isinstance(self.queue, InProcessBatchQueue):
             from runners.embedded_batch import EmbeddedBatchRunner
 
@@ -62,6 +65,7 @@ class Services:
         for worker in self._background:
             worker.stop()
         self.webhooks.stop()
+        self.stall_watch.stop()
         self.queue.close()
         self.ports.close()
 
@@ -93,4 +97,15 @@ def build_services(settings: Settings) -> Services:
         recognizer=Recognizer(ports),
         batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue),
         webhooks=WebhookDispatcher(settings, ports.store),
+        stall_watch=StallWatch(ports.store, settings.stall_after_s, lambda: _job_problem(settings)),
     )
+
+
+def _job_problem(settings: Settings) -> str | None:
+    """Why the Flink batch job cannot make progress now (None when it is ready, or when there is no Flink)."""
+    if not settings.flink_rest_url:
+        return None
+    from pipelines.readiness import job_readiness
+
+    readiness = job_readiness(settings)
+    return None if readiness.ready else readiness.reason

@@ -17,11 +17,11 @@ import pytest
 import redis
 
 from pipelines.job_spec import JobOptions
+from pipelines.readiness import wait_ready
 from pipelines.submit import cancel_job, submit_job
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
-from tests.job_helpers import wait_running
 from transforms.cache import redis_client
 from transforms.model_registry import load_registry
 from transforms.settings import Settings
@@ -145,15 +145,21 @@ def stack_settings(test_stack: TestStack) -> Settings:
     return test_stack.stack.app_settings
 
 
+# A password in the job's database URL (the stack's PostgreSQL trusts loopback and ignores it): it must never show
+# on a command line, in the job's arguments or in the Flink UI.
+JOB_SECRET = "job-secret-3f9c1e"
+
+
 @pytest.fixture(scope="module")
 def job(stack_settings: Settings) -> Iterator[tuple[Settings, Store]]:
     """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
-    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
+    url = stack_settings.resolved_database_url.replace("://postgres@", f"://postgres:{JOB_SECRET}@")
+    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50, "database_url": url})
     store = Store.from_url(settings.resolved_database_url)
     store.seed_registry(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
-    wait_running(settings)
+    wait_ready(settings)
     yield settings, store
     cancel_job(settings)
     store.close()

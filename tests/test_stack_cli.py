@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from runners.stack.process import group_members
+from runners.stack.settings import StackSettings
+from runners.stack.supervisor import Supervisor
 from tests.conftest import PORT_FIELDS, free_ports
 from transforms.settings import REPO_ROOT, Settings
 
@@ -48,8 +50,8 @@ def test_stack_up_status_down_leaves_no_process(root: Path) -> None:
         rows = json.loads(imgrec(env, "stack", "status", "--json").stdout)
         pgids = [row["pid"] for row in rows if row["pid"]]
         assert {row["name"] for row in rows} == {
-            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "api"}
-        assert all(row["healthy"] for row in rows), rows
+            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "flink-job-keeper", "api"}
+        assert all(row["healthy"] and row["restarts"] == 0 for row in rows), rows
         assert len(pgids) == len(rows)
         again = imgrec(env, "stack", "up", "--only", "redis")
         assert again.returncode == 0, again.stdout + again.stderr
@@ -61,6 +63,7 @@ def test_stack_up_status_down_leaves_no_process(root: Path) -> None:
         down = imgrec(env, "stack", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert {pgid: group_members(pgid) for pgid in pgids if group_members(pgid)} == {}
+    assert not (root / "run" / "supervisor.sock").exists() or not Supervisor(StackSettings(root=root)).running()
     assert not list(Path("/dev/shm").glob(f"imgrec_triton_{ports['triton_grpc_port']}_*"))
     rows = json.loads(imgrec(env, "stack", "status", "--json").stdout)
     assert [row["pid"] for row in rows] == [None] * len(rows)

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     batch_partitions: int = Field(6, description="Partitions of the batch topic.")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
     webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
+    stall_after_s: float = Field(
+        120.0,
+        description="A batch with unfinished items that makes no progress this long is reported stuck (metric "
+        "imgrec_batches_stalled and a log line naming the stage).",
+    )
 
     @property
     def resolved_model_store(self) -> Path:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import api_key
-from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
+from api.schemas import THRESHOLD, URL_SCHEMA, ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
 from transforms.errors import RecognitionError
 from transforms.fetch import fetch_image
 from transforms.intake import check_size, decode_base64
@@ -21,23 +21,30 @@ router = APIRouter(tags=["recognize"])
 BATCH_HINT = "Send larger images to POST /v1/recognize/batch."
 MULTIPART_FIELDS = ("image_url", "model_id", "confidence_threshold", "min_label_count")
 
+def _form_fields(source: str, source_schema: dict) -> dict:
+    """The multipart form with one image source."""
+    return {
+        "type": "object",
+        "required": [source, "model_id"],
+        "additionalProperties": False,
+        "properties": {
+            source: source_schema,
+            "model_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "confidence_threshold": THRESHOLD["anyOf"][0],
+            "min_label_count": {"type": "integer", "minimum": 0, "maximum": 100},
+        },
+    }
+
+
 _OPENAPI_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": RecognizeRequest.model_json_schema()},
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model_id"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "image_url": {"type": "string"},
-                        "model_id": {"type": "string"},
-                        "confidence_threshold": {"type": "number"},
-                        "min_label_count": {"type": "integer"},
-                    },
-                }
+                # Exactly one image source: an uploaded file, or a URL.
+                "schema": {"oneOf": [_form_fields("file", {"type": "string", "format": "binary"}),
+                                     _form_fields("image_url", URL_SCHEMA)]}
             },
         },
     }
@@ -55,8 +62,11 @@ async def _parse(request: Request, max_bytes: int) -> tuple[RecognizeRequest, by
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=len(MULTIPART_FIELDS))
-        upload = form.get("file") or form.get("image")
-        data = await upload.read() if upload is not None and hasattr(upload, "read") else None
+        upload = form.get("file", form.get("image"))
+        if upload is None or isinstance(upload, str):
+            data = None if upload is None else _field_bytes(upload)
+        else:
+            data = await upload.read()
         fields = {k: form[k] for k in MULTIPART_FIELDS if k in form and form[k] != ""}
         try:
             body = RecognizeRequest.model_validate(fields)
@@ -67,6 +77,22 @@ async def _parse(request: Request, max_bytes: int) -> tuple[RecognizeRequest, by
         return RecognizeRequest.model_validate_json(await request.body()), None
     except ValidationError as exc:
         raise _invalid(exc) from exc
+
+
+def _field_bytes(value: str) -> bytes:
+    """The bytes of a file part sent without a filename, which Starlette hands over as text.
+
+    Starlette decodes such a part as UTF-8, or as Latin-1 when it is not valid UTF-8; that is reversible: bytes
+    that Latin-1 gives back and that are not valid UTF-8 must have come that way, anything else was UTF-8.
+    """
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return value.encode("utf-8")
 
 
 def _invalid(exc: ValidationError) -> RecognitionError:

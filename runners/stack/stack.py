@@ -9,6 +9,7 @@ from typing import Any
 from runners.stack.components.api import Api
 from runners.stack.components.base import Component
 from runners.stack.components.flink import FlinkJobManager, FlinkTaskManager
+from runners.stack.components.job_keeper import JobKeeper
 from runners.stack.components.kafka import Kafka
 from runners.stack.components.postgres import Postgres
 from runners.stack.components.redis import Redis
@@ -17,7 +18,7 @@ from runners.stack.settings import StackSettings
 from transforms.settings import Settings
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
-    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, Api,
+    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, JobKeeper, Api,
 )
 # Everything the API and the batch job depend on; the API starts once these are ready.
 SERVICES = tuple(kind.name for kind in COMPONENT_TYPES if kind is not Api)
@@ -68,10 +69,14 @@ class Stack:
         return timings
 
     def submit_job(self) -> str:
-        """Submit the batch job to the Flink cluster (a running one is kept); its job id."""
+        """Submit the batch job to the Flink cluster (a running one is kept) and wait until it is ready (its Kafka
+        source holds every partition); its job id."""
+        from pipelines.readiness import wait_ready
         from pipelines.submit import submit_job
 
-        return submit_job(self.app_settings)
+        job_id = submit_job(self.app_settings)
+        wait_ready(self.app_settings, timeout_s=self.settings.start_timeout_s)
+        return job_id
 
     def up(self) -> dict[str, float]:
         """Start everything: the services, then the batch job, then the API; seconds taken by each."""

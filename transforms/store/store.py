@@ -476,6 +476,23 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(q)]
 
+    def open_batches(self) -> list[tuple[str, int, int, int]]:
+        """(batch_id, finished, pending, processing) of every batch that has not ended."""
+        r, b = t.inference_requests, t.batches
+        q = (
+            select(
+                b.c.batch_id,
+                func.count().filter(r.c.status.in_(TERMINAL)),
+                func.count().filter(r.c.status == "pending"),
+                func.count().filter(r.c.status == "processing"),
+            )
+            .select_from(b.join(r, r.c.batch_id == b.c.batch_id))
+            .where(b.c.completed_at.is_(None))
+            .group_by(b.c.batch_id)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(q)]
+
     def pending_backlog(self) -> int:
         """Requests not yet finished, across all callers (for completion estimates)."""
         r = t.inference_requests

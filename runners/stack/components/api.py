@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import httpx
@@ -27,6 +28,7 @@ class Api(Component):
         return super().env() | self.settings.service_env() | {
             "IMGREC_VAR_DIR": str(app.var_dir),
             "IMGREC_MODEL_STORE": str(app.resolved_model_store),
+            "IMGREC_FETCH_ALLOW_HOSTS": json.dumps(app.fetch_allow_hosts),
         }
 
     def healthy(self) -> bool:

@@ -74,6 +74,10 @@ class FlinkProcess(Component):
             # Python UDF workers use the venv's interpreter, whichever execution mode a job picks.
             "python.executable": python,
             "python.client.executable": python,
+            # One machine, loopback: a lost JobManager or TaskManager is noticed in seconds, not the default 50 s,
+            # so the old job's orphaned tasks stop soon after a JobManager dies.
+            "heartbeat.interval": 2000,
+            "heartbeat.timeout": 15000,
         } | cluster.CONFIG
 
     def prepare(self) -> None:
