@@ -1,8 +1,8 @@
 """Admission control on the API: what a caller may send, and what the process takes on before it sheds load.
 
-- Rate: each API key may send `rate_per_s` sync requests per second with bursts of `burst` (a sliding window of
-  `burst` requests over `burst / rate_per_s` seconds, counted in Redis when configured so every replica shares
-  it, else in process); over it: 429 `rate_limited` with Retry-After. A Redis outage lets requests through.
+- Rate: each API key may send `rate_per_s` sync requests per second with bursts of `burst` (the `RateLimiter`
+  port: counted in Redis when configured, so every replica shares it, else in process); over it: 429
+  `rate_limited` with Retry-After. A Redis outage lets requests through.
 - Concurrency: at most `max_concurrency` sync requests of one key in flight in this process; over it: 429
   `too_many_concurrent_requests`.
 - A bounded sync queue: `sync_concurrency` recognitions run at once, `sync_queue_size` more may wait for at most
@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import Counter as Metric
 from starlette.concurrency import run_in_threadpool
 
-from transforms.cache import REDIS_SOCKET_TIMEOUT_S, RedisGuard
 from transforms.errors import RecognitionError
+from transforms.rate_limits import RateLimiter
 from transforms.settings import Settings
 from transforms.store import ApiKey
 
@@ -69,31 +65,17 @@ class SyncQueue:
 class Admission:
     """Rate and concurrency limits per API key and the bounded sync queue of one API process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
         self.settings = settings
-        storage = storage_from_string(
-            settings.redis_url or "memory://",
-            **({"socket_timeout": REDIS_SOCKET_TIMEOUT_S, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S}
-               if settings.redis_url else {}),
-        )
-        self.limiter = SlidingWindowCounterRateLimiter(storage)
-        self.guard = RedisGuard("rate limiter")
+        self.limiter = limiter
         self.queue = SyncQueue(settings.sync_concurrency, settings.sync_queue_size, settings.sync_queue_timeout_s)
         self._in_flight: Counter[str] = Counter()
 
-    def rate(self, key: ApiKey) -> RateLimitItem:
-        """The key's limit as a window: `burst` requests per `burst / rate` seconds."""
+    def _hit(self, key: ApiKey) -> float | None:
+        """Count one request; None when allowed, else seconds until the key's rate allows one."""
         per_s = key.rate_per_s if key.rate_per_s is not None else self.settings.rate_limit_per_s
         burst = key.burst if key.burst is not None else self.settings.rate_limit_burst
-        return RateLimitItemPerSecond(max(1, burst), max(1, math.ceil(burst / max(per_s, 1e-6))))
-
-    def _hit(self, key: ApiKey) -> float | None:
-        """Count one request; None when allowed, else seconds until the window allows one."""
-        item = self.rate(key)
-        if self.guard.run("hit", lambda: self.limiter.hit(item, key.key_hash), True):
-            return None
-        stats = self.guard.run("stats", lambda: self.limiter.get_window_stats(item, key.key_hash), None)
-        return stats.reset_time - time.time() if stats else 1.0
+        return self.limiter.hit(key.key_hash, per_s, burst)
 
     @asynccontextmanager
     async def sync_request(self, key: ApiKey) -> AsyncIterator[None]:

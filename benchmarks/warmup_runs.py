@@ -24,8 +24,8 @@ from runners.api_client import ApiClient
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
+from transforms.adapters.sql import SqlStore
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import Store
 
 OUT = REPO_ROOT / "var" / "bench"
 
@@ -44,7 +44,7 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
         if stack.notes:
             raise RuntimeError("; ".join(stack.notes))
         report["stack_up_s"] = round(time.monotonic() - began, 1)
-        store = Store.from_url(stack.settings.database_url)
+        store = SqlStore.from_url(stack.settings.database_url)
         client = ApiClient(stack.settings.api_url, store.create_api_key("warm-up"), timeout_s=60)
         try:
             submitted = time.monotonic()

@@ -7,10 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from transforms.job_health import CONSUMER_GROUP, JOB_NAME  # noqa: F401  (the job's identity, re-exported)
 from transforms.settings import Settings
-
-JOB_NAME = "imgrec batch recognition"
-CONSUMER_GROUP = "imgrec-batch-job"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from transforms.batch_steps import (
     dead_letter,
     parse_message,
 )
+from transforms.composition import build_ports
 from transforms.errors import RecognitionError
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
@@ -44,7 +45,7 @@ class _StepsMixin:
         self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.steps = BatchSteps.from_settings(load_settings(self._settings_file))
+        self.steps = BatchSteps(build_ports(load_settings(self._settings_file)))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.api_helpers import api_client, image_server, photo_bytes
+from transforms.adapters.sql.store import hash_key
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store.store import hash_key
 
 SCENE = "scene-classification"
 

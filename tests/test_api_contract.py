@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
+from transforms.adapters.sql.store import hash_key
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store.store import hash_key
 
 # Refusals the schema cannot express: an unknown model (404), an image too large (413), bytes that are no image or
 # a format we do not read (415, 422), a URL that cannot be fetched (422).

@@ -34,9 +34,10 @@ from runners.stack.components.base import Component
 from runners.stack.ports import free_ports
 from tests.conftest import TestStack
 from tests.webhook_receiver import Received, webhook_receiver
+from transforms.adapters.sql import SqlStore
+from transforms.adapters.sql import tables as t
 from transforms.settings import Settings
-from transforms.store import Store, StoreUnavailable
-from transforms.store import tables as t
+from transforms.store import StoreUnavailable
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 SCENE = "scene-classification"
@@ -51,7 +52,7 @@ class CallbackApi(Api):
 
 
 @pytest.fixture(scope="module")
-def api(test_stack: TestStack, job: tuple[Settings, Store]) -> Iterator[tuple[CallbackApi, dict[str, str]]]:
+def api(test_stack: TestStack, job: tuple[Settings, SqlStore]) -> Iterator[tuple[CallbackApi, dict[str, str]]]:
     settings, store = job
     stack_settings = test_stack.stack.settings.model_copy(update={"api_port": free_ports(1)[0]})
     component = CallbackApi(stack_settings, settings.model_copy(update={"fetch_allow_hosts": ["127.0.0.1"]}))
@@ -80,7 +81,7 @@ def unique_images(count: int) -> list[bytes]:
 class Progress:
     """Samples of a batch's (completed, failed) counts read straight from PostgreSQL, in the background."""
 
-    store: Store
+    store: SqlStore
     batch_id: str
     samples: list[tuple[float, int, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -141,7 +142,7 @@ def kill(component: Component) -> float:
     return time.monotonic()
 
 
-def check_batch(store: Store, batch_id: str, progress: Progress, received: Received, count: int) -> None:
+def check_batch(store: SqlStore, batch_id: str, progress: Progress, received: Received, count: int) -> None:
     """Nothing lost, nothing doubled, counts monotonic, no false cache hit, webhook once."""
     summary = store.batch_summary(batch_id)
     assert (summary.status, summary.completed_count, summary.failed_count) == ("done", count, 0), summary
@@ -248,7 +249,7 @@ def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: Test
     assert _job_restarts(settings) == restarts_before, "the stall was not ridden out inside the operators"
 
 
-def _processing(store: Store, batch_id: str) -> int:
+def _processing(store: SqlStore, batch_id: str) -> int:
     summary = store.batch_summary(batch_id)
     return summary.processing + summary.completed_count if summary else 0
 

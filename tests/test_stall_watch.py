@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 
-from runners.stall_watch import STALLED, StallWatch
-from transforms.store import NewRequest, Store
-from transforms.store.migrations import upgrade
+from transforms.adapters.sql import SqlStore, upgrade
+from transforms.stall_watch import STALLED, StallWatch
+from transforms.store import NewRequest
 
 
 def test_a_batch_without_progress_is_reported_at_its_stage(tmp_path, caplog) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     upgrade(url)
-    store = Store.from_url(url)
+    store = SqlStore.from_url(url)
     batch_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(3)]
     store.create_batch(batch_id, "c", [NewRequest(r, "c", "m", batch_id=batch_id, item_index=i)

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from transforms.adapters.sql import SqlStore, upgrade
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import NewRequest, Store
-from transforms.store.migrations import upgrade
+from transforms.store import NewRequest
 
 MODEL = ModelVersion(
     model_id="m",
@@ -26,7 +26,7 @@ MODEL = ModelVersion(
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path) -> SqlStore:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'imgrec.db'}"
     else:
@@ -39,13 +39,13 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:
         url = base.rsplit("/", 1)[0] + "/" + name
     upgrade(url)
     upgrade(url)  # idempotent
-    s = Store.from_url(url)
+    s = SqlStore.from_url(url)
     s.seed_registry([MODEL])
     yield s
     s.close()
 
 
-def _batch(store: Store, n: int, callback: str | None = "http://hook.example/cb") -> tuple[str, list[str]]:
+def _batch(store: SqlStore, n: int, callback: str | None = "http://hook.example/cb") -> tuple[str, list[str]]:
     batch_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(n)]
     reqs = [NewRequest(rid, "alice", "m", batch_id=batch_id, item_index=i) for i, rid in enumerate(ids)]
@@ -53,7 +53,7 @@ def _batch(store: Store, n: int, callback: str | None = "http://hook.example/cb"
     return batch_id, ids
 
 
-def test_registry_seed_is_idempotent_and_routes(store: Store) -> None:
+def test_registry_seed_is_idempotent_and_routes(store: SqlStore) -> None:
     store.seed_registry([MODEL, ModelVersion(**{**MODEL.__dict__, "version": "2", "is_active": False})])
     versions = store.get_model_versions("m")
     assert [v.version for v in versions] == ["1", "2"]
@@ -65,7 +65,7 @@ def test_registry_seed_is_idempotent_and_routes(store: Store) -> None:
     assert {v.version: v.canary_weight for v in store.get_model_versions("m")}["2"] == pytest.approx(0.05)
 
 
-def test_api_keys_are_hashed_and_resolve_to_their_caller(store: Store) -> None:
+def test_api_keys_are_hashed_and_resolve_to_their_caller(store: SqlStore) -> None:
     key = store.create_api_key("alice")
     assert store.caller_for_key(key) == "alice"
     assert store.caller_for_key(key + "x") is None
@@ -75,7 +75,7 @@ def test_api_keys_are_hashed_and_resolve_to_their_caller(store: Store) -> None:
     assert store.webhook_secret("alice")
 
 
-def test_batch_progress_follows_state_transitions_and_replays_change_nothing(store: Store) -> None:
+def test_batch_progress_follows_state_transitions_and_replays_change_nothing(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 3)
     summary = store.batch_summary(batch_id)
     assert (summary.status, summary.total_count, summary.rejected[0]["code"]) == ("pending", 3, "bad_base64")
@@ -106,7 +106,7 @@ def test_batch_progress_follows_state_transitions_and_replays_change_nothing(sto
     assert len(store.due_webhooks()) == 1
 
 
-def test_webhook_outbox_backoff_and_delivery(store: Store) -> None:
+def test_webhook_outbox_backoff_and_delivery(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 1)
     store.complete_request(ids[0], "m", "1", "h", [Label("a", 1.0)], None, cache_hit=False)
     store.record_webhook_attempt(batch_id, 500, "HTTP 500", delivered=False, retry_in=timedelta(hours=1))
@@ -115,7 +115,7 @@ def test_webhook_outbox_backoff_and_delivery(store: Store) -> None:
     assert [a["status_code"] for a in store.webhook_attempts(batch_id)] == [500, 200]
 
 
-def test_all_failed_and_all_done_statuses(store: Store) -> None:
+def test_all_failed_and_all_done_statuses(store: SqlStore) -> None:
     failed_batch, ids = _batch(store, 2, callback=None)
     for rid in ids:
         store.fail_request(rid, "x", "y")
@@ -128,7 +128,7 @@ def test_all_failed_and_all_done_statuses(store: Store) -> None:
     assert store.recent_throughput(60) > 0
 
 
-def test_ensure_request_for_direct_kafka_producers(store: Store) -> None:
+def test_ensure_request_for_direct_kafka_producers(store: SqlStore) -> None:
     msg = BatchItemMessage(request_id="r-1", caller_id="bob", model_id="m", image_uri="file:///i.png")
     other = BatchItemMessage(request_id="r-2", caller_id="bob", model_id="m", image_uri="file:///j.png")
     store.ensure_requests([msg, other])
@@ -140,7 +140,7 @@ def test_ensure_request_for_direct_kafka_producers(store: Store) -> None:
     assert store.get_request("r-1")["status"] == "done"
 
 
-def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(store: Store) -> None:
+def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(store: SqlStore) -> None:
     _, ids = _batch(store, 3, callback=None)
     store.mark_processing(ids[:1])  # the first attempt of ids[0] went to inference, then the job crashed
     # The replay finds the cache entry that first attempt wrote; ids[1] never reached inference: a real hit.
@@ -154,7 +154,7 @@ def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(store: Sto
     assert (row["cache_hit"], row["labels"][0]["label"], row["raw_output_path"]) == (True, "a", None)
 
 
-def test_finished_states_are_final_so_counts_never_move_backwards(store: Store) -> None:
+def test_finished_states_are_final_so_counts_never_move_backwards(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 2, callback=None)
     store.fail_request(ids[0], "url_fetch_failed", "first attempt failed")
     store.complete_request(ids[0], "m", "1", "h", [], None, cache_hit=False)  # a replay that succeeds
@@ -170,7 +170,7 @@ def test_finished_states_are_final_so_counts_never_move_backwards(store: Store) 
     assert orphans == 0
 
 
-def test_a_webhook_is_claimed_by_one_replica_until_its_lease_runs_out(store: Store) -> None:
+def test_a_webhook_is_claimed_by_one_replica_until_its_lease_runs_out(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 1)
     store.complete_request(ids[0], "m", "1", "h", [], None, cache_hit=False)
     first = store.claim_webhooks("replica-a", timedelta(minutes=1))
@@ -187,7 +187,7 @@ def test_a_webhook_is_claimed_by_one_replica_until_its_lease_runs_out(store: Sto
     assert store.claim_webhooks("replica-a", timedelta(0)) == []
 
 
-def test_idempotency_key_finds_the_first_batch_and_can_be_released(store: Store) -> None:
+def test_idempotency_key_finds_the_first_batch_and_can_be_released(store: SqlStore) -> None:
     from transforms.store import IdempotencyKeyTaken
 
     first = uuid.uuid4().hex
@@ -207,7 +207,7 @@ def test_idempotency_key_finds_the_first_batch_and_can_be_released(store: Store)
     assert store.items_in_flight("alice") == 2
 
 
-def test_key_limits_default_to_none_and_can_be_set(store: Store) -> None:
+def test_key_limits_default_to_none_and_can_be_set(store: SqlStore) -> None:
     key = store.create_api_key("carol")
     record = store.api_key(key)
     assert (record.caller_id, record.rate_per_s, record.max_concurrency) == ("carol", None, None)
@@ -222,7 +222,7 @@ def test_a_dead_database_is_store_unavailable_quickly() -> None:
     from runners.stack.ports import free_ports
     from transforms.store import StoreUnavailable
 
-    dead = Store.from_url(f"postgresql+psycopg://postgres@127.0.0.1:{free_ports(1)[0]}/imgrec")
+    dead = SqlStore.from_url(f"postgresql+psycopg://postgres@127.0.0.1:{free_ports(1)[0]}/imgrec")
     with pytest.raises(StoreUnavailable):
         dead.batch_summary("x")
     assert dead.ping() is False

@@ -18,9 +18,8 @@ from runners.stack.components.base import port_open
 from runners.stack.ports import free_ports
 from tests.api_helpers import photo_bytes
 from tests.webhook_receiver import webhook_receiver
+from transforms.adapters.sql import SqlStore, upgrade
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import Store
-from transforms.store.migrations import upgrade
 
 BATCHES = 12
 
@@ -52,7 +51,7 @@ def test_two_api_replicas_deliver_each_webhook_once(postgres_url: str, tmp_path)
             [sys.executable, "-m", "runners.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         ))
-    store = Store.from_url(url)
+    store = SqlStore.from_url(url)
     try:
         deadline = time.monotonic() + 90
         while not all(port_open("127.0.0.1", p) for p in ports):

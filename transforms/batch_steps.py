@@ -26,14 +26,12 @@ from pydantic import ValidationError
 
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
-from transforms.fetch import fetch_image
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
 from transforms.retry import OUTAGES, OutageRetry
-from transforms.settings import Settings
 from transforms.store import CompletedItem
 from transforms.thresholds import apply_threshold
 
@@ -158,11 +156,6 @@ class BatchSteps:
         self.ports = ports
         self.retry = OutageRetry(ports.settings.dependency_retry_s)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BatchSteps:
-        """Build the ports from settings (what a Flink operator does in `open`)."""
-        return cls(Ports.from_settings(settings))
-
     def close(self) -> None:
         self.ports.close()
 
@@ -180,7 +173,7 @@ class BatchSteps:
         version = self.ports.router.resolve(msg.model_id)
         model = self.ports.catalog.get(msg.model_id, version)
         if msg.image_uri.startswith(("http://", "https://")):
-            data = fetch_image(msg.image_uri, self.ports.settings, max_bytes=self.ports.settings.batch_max_bytes)
+            data = self.ports.fetcher.fetch(msg.image_uri, max_bytes=self.ports.settings.batch_max_bytes)
         else:
             data = self.ports.blobs.get(msg.image_uri)
         return FetchedItem(msg, model, sha256_hex(data), data)
