@@ -4,6 +4,7 @@ sync queue that sheds with 503, a per-caller cap on batch items in flight, and I
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -95,3 +96,19 @@ def _until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_keys_limits_command_sets_a_keys_limits(tmp_path) -> None:
+    from tests.api_helpers import imgrec
+    from transforms.adapters.sql import SqlStore, upgrade
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    store = SqlStore.from_url(url)
+    key = store.create_api_key("limited")
+    env = os.environ | {"IMGREC_DATABASE_URL": url, "IMGREC_VAR_DIR": str(tmp_path)}
+    done = imgrec("keys", "limits", "--key", key, "--rate-per-s", "3", "--max-concurrency", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    record = store.api_key(key)
+    assert (record.rate_per_s, record.max_concurrency, record.burst) == (3.0, 2, None)
+    assert imgrec("keys", "limits", "--key", "nope", env=env).returncode == 1

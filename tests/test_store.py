@@ -6,8 +6,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
+from tests.db_helpers import fresh_database
 from transforms.adapters.sql import SqlStore, upgrade
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
@@ -30,13 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> SqlStore:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'imgrec.db'}"
     else:
-        base = request.getfixturevalue("postgres_url")
-        name = "t_" + uuid.uuid4().hex[:12]
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
+        url = fresh_database(request.getfixturevalue("postgres_url"))
     upgrade(url)
     upgrade(url)  # idempotent
     s = SqlStore.from_url(url)

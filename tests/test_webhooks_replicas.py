@@ -8,15 +8,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from runners.stack.components.base import port_open
 from runners.stack.ports import free_ports
 from tests.api_helpers import photo_bytes
+from tests.db_helpers import fresh_database
 from tests.webhook_receiver import webhook_receiver
 from transforms.adapters.sql import SqlStore, upgrade
 from transforms.settings import REPO_ROOT, Settings
@@ -26,12 +25,7 @@ BATCHES = 12
 
 def _database(postgres_url: str) -> str:
     """A database of this test's own, migrated before the replicas start (they would race to migrate it)."""
-    name = "replicas_" + uuid.uuid4().hex[:10]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    url = fresh_database(postgres_url, "replicas_")
     upgrade(url)
     return url
 
