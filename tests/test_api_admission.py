@@ -29,14 +29,14 @@ def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_not_slowed
     with api_client(settings_for(tmp_path)) as (client, headers):
         store = client.app.state.services.store
         slow_key = store.create_api_key("slow")
-        store.set_key_limits(hash_key(slow_key), rate_per_s=0.5, burst=2)  # 2 per 4 s
+        store.set_key_limits(hash_key(slow_key), rate_per_s=0.01, burst=2)  # 2 per 200 s: slow machines pass too
         slow = {"Authorization": f"Bearer {slow_key}"}
         body = _image()
         codes = [client.post("/v1/recognize", json=body, headers=slow).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
         refused = client.post("/v1/recognize", json=body, headers=slow)
         assert refused.json()["error"]["code"] == "rate_limited"
-        assert 1 <= int(refused.headers["Retry-After"]) <= 4
+        assert 1 <= int(refused.headers["Retry-After"]) <= 200
         assert client.post("/v1/recognize", json=body, headers=headers).status_code == 200  # another key
 
 
