@@ -44,7 +44,8 @@ async def api_key(request: Request) -> ApiKey:
     if scheme.lower() != "bearer" or not key:
         raise HTTPException(401, "Send an API key as 'Authorization: Bearer <key>'.", {"WWW-Authenticate": "Bearer"})
     keys: CallerKeys = request.app.state.caller_keys
-    record = keys.remembered(key) or await run_in_threadpool(keys.lookup, key)
+    with request.state.stages.stage("auth"):
+        record = keys.remembered(key) or await run_in_threadpool(keys.lookup, key)
     if record is None:
         raise HTTPException(401, "The API key is unknown or revoked.", {"WWW-Authenticate": "Bearer"})
     return record

@@ -9,8 +9,10 @@ Preprocessing is excluded: the same tensor goes to every path. Prints a table an
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +33,7 @@ from transforms.model_registry import find
 from transforms.settings import get_settings
 
 MODELS = ("object-detection", "scene-classification", "face-detection", "nsfw-classification")
-BATCHES = (1, 8)
+BATCHES = (1, 8)  # `--batches 1 8 32` on a GPU host (the GPU figures)
 RUNS = 7
 
 
@@ -68,7 +70,9 @@ def triton_url() -> Iterator[str]:
             stack.stop(["triton"])
 
 
-def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[str, float]:
+def bench_model(
+    model_id: str, backends: dict[str, InferenceBackend], batches: tuple[int, ...] = BATCHES
+) -> dict[str, float]:
     model = find(model_id)
     settings = get_settings()
     handler = get_handler(model, settings.resolved_model_store)
@@ -78,7 +82,7 @@ def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[st
     options.intra_op_num_threads = settings.ort_threads
     session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)), options)
     row = {}
-    for batch in BATCHES:
+    for batch in batches:
         feed = {handler.input_name: np.stack([tensor] * batch)}
         row[f"onnxruntime b{batch}"] = median_ms_per_image(lambda f=feed: session.run(handler.output_names, f), batch)
         for name, backend in backends.items():
@@ -87,7 +91,10 @@ def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[st
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), help="Batch sizes to measure.")
+    args = parser.parse_args(argv or [])
     settings = get_settings()
     with triton_url() as url:
         backends: dict[str, InferenceBackend] = {
@@ -95,7 +102,7 @@ def main() -> None:
             "triton": TritonBackend(url, timeout_s=120),
         }
         try:
-            results = {model_id: bench_model(model_id, backends) for model_id in MODELS}
+            results = {model_id: bench_model(model_id, backends, tuple(args.batches)) for model_id in MODELS}
         finally:
             for backend in backends.values():
                 backend.close()
@@ -110,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

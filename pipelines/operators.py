@@ -15,6 +15,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, 
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from pipelines.job_spec import load_settings
+from pipelines.metrics import serve_metrics
 from transforms.batch_steps import (
     BadMessage,
     BatchSteps,
@@ -45,7 +46,9 @@ class _StepsMixin:
         self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.steps = BatchSteps(build_ports(load_settings(self._settings_file)))
+        settings = load_settings(self._settings_file)
+        serve_metrics(settings.batch_metrics_port)
+        self.steps = BatchSteps(build_ports(settings))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

@@ -107,6 +107,22 @@ class CompletedItem:
     threshold_applied: float | None = None
 
 
+@dataclass(frozen=True)
+class FinishedRequest:
+    """A sync request written once it has been answered: done with its result, or failed with a reason."""
+
+    request: NewRequest
+    result: CompletedItem | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "done" if self.result is not None else "failed"
+
+
 class Store(Protocol):
     """Relational persistence for the service, as the use cases and the API see it."""
 
@@ -145,7 +161,7 @@ class Store(Protocol):
 
     def complete_requests(self, items: Sequence[CompletedItem]) -> None: ...
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None: ...
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
 
@@ -193,4 +209,7 @@ class Store(Protocol):
     ) -> bool: ...
 
 
-__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "IdempotencyKeyTaken", "NewRequest", "Store", "StoreUnavailable"]
+__all__ = [
+    "ApiKey", "BatchSummary", "CompletedItem", "FinishedRequest", "IdempotencyKeyTaken", "NewRequest", "Store",
+    "StoreUnavailable",
+]

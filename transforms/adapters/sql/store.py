@@ -24,6 +24,7 @@ from transforms.store import (
     ApiKey,
     BatchSummary,
     CompletedItem,
+    FinishedRequest,
     IdempotencyKeyTaken,
     NewRequest,
     StoreUnavailable,
@@ -282,15 +283,27 @@ class SqlStore:
                 conn.execute(self._dialect.insert(t.inference_results).on_conflict_do_nothing(), rows)
             self._close_finished_batches(conn, list(by_id))
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
-        """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
+        """New requests that are already answered (the sync path): request and result rows, one transaction."""
+        if not rows:
+            return
         ts = now()
+        requests = [
+            {
+                **f.request.__dict__,
+                "status": f.status,
+                "error_code": f.error_code,
+                "error_message": (f.error_message or "")[:2000] or None,
+                "submitted_at": f.submitted_at or ts,
+                "completed_at": f.completed_at or ts,
+            }
+            for f in rows
+        ]
+        results = [_result_row(f.result, f.completed_at or ts) for f in rows if f.result is not None]
         with self.engine.begin() as conn:
-            conn.execute(
-                t.inference_requests.insert(),
-                {**request.__dict__, "status": "done", "submitted_at": ts, "completed_at": ts},
-            )
-            conn.execute(t.inference_results.insert(), _result_row(item, ts))
+            conn.execute(t.inference_requests.insert(), requests)
+            if results:
+                conn.execute(t.inference_results.insert(), results)
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a finished request (done or failed) stays as it is."""
