@@ -148,7 +148,7 @@ def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
     store.seed_registry(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
-    wait_ready(settings)
+    wait_ready(settings, timeout_s=StackSettings().start_timeout_s)  # every task up: slow on a loaded machine
     yield settings, store
     cancel_job(settings)
     store.close()
