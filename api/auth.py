@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from transforms.store import ApiKey, Store
+from transforms.keys import CallerKeys
+from transforms.store import ApiKey
 
 ANONYMOUS = "anonymous"
-KEY_TTL_S = 30.0  # a revoked key (or a changed limit) takes effect in a running process within this long
-
-
-class CallerKeys:
-    """Resolves API keys, remembering known keys briefly so a cache hit costs no database trip."""
-
-    def __init__(self, store: Store, ttl_s: float = KEY_TTL_S) -> None:
-        self.store = store
-        self.ttl_s = ttl_s
-        self._known: dict[str, tuple[float, ApiKey]] = {}
-
-    def remembered(self, key: str) -> ApiKey | None:
-        hit = self._known.get(hashlib.sha256(key.encode()).hexdigest())
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
-
-    def lookup(self, key: str) -> ApiKey | None:
-        record = self.store.api_key(key)
-        if record is not None:  # unknown keys are not remembered: nothing to fill memory with
-            self._known[record.key_hash] = (time.monotonic(), record)
-        return record
 
 
 async def api_key(request: Request) -> ApiKey:

@@ -61,3 +61,11 @@ def keep() -> None:
     from pipelines.job_keeper import keep as run
 
     run(get_settings())
+
+
+@job_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds)."""
+    from transforms.messages import message_json_schema
+
+    typer.echo(json.dumps(message_json_schema(), indent=2))

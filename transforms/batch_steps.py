@@ -35,7 +35,7 @@ from transforms.raw_outputs import raw_key
 from transforms.retry import OUTAGES, OutageRetry
 from transforms.stages import StageTimer
 from transforms.store import CompletedItem, StoreUnavailable
-from transforms.thresholds import apply_threshold
+from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ class BatchSteps:
     def _fetch(self, msg: BatchItemMessage) -> FetchedItem:
         timer = StageTimer(BATCH_PATH)
         with timer.stage("route"):
-            version = self.ports.router.resolve(msg.model_id)
-            model = self.ports.catalog.get(msg.model_id, version)
+            model = self.ports.model_for(msg.model_id)
         with timer.stage("fetch"):
             if msg.image_uri.startswith(("http://", "https://")):
                 data = self.ports.fetcher.fetch(msg.image_uri, max_bytes=self.ports.settings.batch_max_bytes)
@@ -279,10 +278,7 @@ class BatchSteps:
         timer = StageTimer(BATCH_PATH)
         completed = []
         for o in outcomes:
-            threshold = o.msg.confidence_threshold
-            threshold = o.model.default_confidence_threshold if threshold is None else threshold
-            wanted = o.model.min_label_count if o.msg.min_label_count is None else o.msg.min_label_count
-            kept, applied = apply_threshold(o.labels, threshold, wanted)
+            kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(
                     o.msg.request_id,

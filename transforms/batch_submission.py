@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from transforms.batch_queue import BatchQueue, QueueUnavailable
 from transforms.blobs import BlobStore
 from transforms.catalog import ModelCatalog
@@ -26,13 +28,39 @@ log = logging.getLogger(__name__)
 PRIOR_IMAGES_PER_S = 20.0
 
 
-@dataclass(frozen=True)
-class BatchItem:
-    model_id: str
-    image_url: str | None = None
-    image_data: str | None = None
-    confidence_threshold: float | None = None
-    min_label_count: int | None = None
+# What the server checks itself, with its own error codes (400 bad_url, bad_base64, no_image, url_and_data;
+# 422 bad_threshold), told in the JSON schema so that a client (or a fuzzer) knows what a well-formed request is.
+HTTP_URL = (
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:[/?#][\x21-\x7e]*)?$"
+)
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+URL_SCHEMA = {"type": "string", "pattern": HTTP_URL, "maxLength": 4096}
+ONE_IMAGE_SOURCE = {
+    "oneOf": [
+        {"properties": {"image_url": URL_SCHEMA, "image_data": {"type": "null"}}, "required": ["image_url"]},
+        {"properties": {"image_data": {"type": "string", "pattern": BASE64}, "image_url": {"type": "null"}},
+         "required": ["image_data"]},
+    ]
+}
+THRESHOLD = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}]}
+
+
+class BatchItem(BaseModel):
+    """One image and the model to run it through: a batch item, and the body of a sync request.
+
+    `confidence_threshold` is checked per item by the submitter (a bad one rejects that item, not the batch).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=ONE_IMAGE_SOURCE)
+
+    image_url: str | None = Field(None, max_length=4096, description="http(s) URL of the image.")
+    image_data: str | None = Field(None, description="The image bytes, base64-encoded.")
+    model_id: str = Field(min_length=1, max_length=128)
+    confidence_threshold: float | None = Field(
+        None, description="Override of the model's default, in [0, 1].", json_schema_extra=THRESHOLD
+    )
+    min_label_count: int | None = Field(None, ge=0, le=100, description="Labels the threshold fallback guarantees.")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ class IdempotencyKeyTaken(Exception):
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A live API key: its caller and its admission limits (None: the settings' default)."""
+    """An API key as the store keeps it (its hash, never the key): its caller and admission limits (None: the
+    settings' default), when it was made and revoked."""
 
     LIMITS: ClassVar[tuple[str, ...]] = ("rate_per_s", "burst", "max_concurrency", "max_batch_items_in_flight")
 
@@ -35,6 +36,8 @@ class ApiKey:
     burst: int | None = None
     max_concurrency: int | None = None
     max_batch_items_in_flight: int | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class Store(Protocol):
 
     def set_key_limits(self, key_hash: str, **limits: float | int | None) -> bool: ...
 
+    def api_keys(self) -> list[ApiKey]: ...
+
+    def revoke_api_key(self, key_hash: str) -> bool: ...
+
     def webhook_secret(self, caller_id: str) -> str | None: ...
 
     # --- requests and results ---
@@ -164,6 +171,8 @@ class Store(Protocol):
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
+
+    def get_request(self, request_id: str) -> dict[str, Any] | None: ...
 
     # --- batches ---
     def create_batch(
@@ -207,6 +216,8 @@ class Store(Protocol):
         retry_in: timedelta | None,
         owner: str | None = None,
     ) -> bool: ...
+
+    def webhook_attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
 
 
 __all__ = [

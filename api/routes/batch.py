@@ -19,7 +19,7 @@ from api.schemas import (
     LabelOut,
     RejectedItem,
 )
-from transforms.batch_submission import BatchItem, Submission
+from transforms.batch_submission import Submission
 from transforms.errors import RecognitionError
 from transforms.store import ApiKey
 
@@ -48,14 +48,13 @@ async def submit_batch(
 ) -> BatchAccepted:
     """Validate every item (bad ones are listed with reasons), queue the rest, and estimate completion."""
     services = request.app.state.services
-    items = [BatchItem(**item.model_dump()) for item in body.items]
     who = Submission(
         key.caller_id,
         idempotency_key=idempotency_key,
         fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
         max_items_in_flight=request.app.state.admission.batch_items_allowed(key),
     )
-    batch = await run_in_threadpool(services.batches.submit, who, items, body.callback_url)
+    batch = await run_in_threadpool(services.batches.submit, who, body.items, body.callback_url)
     if batch.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return BatchAccepted(

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import api_key
-from api.schemas import THRESHOLD, URL_SCHEMA, ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
+from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
+from transforms.batch_submission import THRESHOLD, URL_SCHEMA
 from transforms.errors import RecognitionError
 from transforms.intake import check_size, decode_base64
 from transforms.stages import StageTimer

@@ -68,6 +68,8 @@ class FlinkProcess(Component):
             "rest.address": s.host,
             "rest.bind-address": s.host,
             "rest.port": s.flink_rest_port,
+            # The default 10 s is too short for a TaskManager's RPC system on a busy 2-core machine (seen failing).
+            "pekko.startup-timeout": "60 s",
             "io.tmp.dirs": str(self.flink_dir / "tmp"),
             "execution.checkpointing.dir": (self.flink_dir / "checkpoints").as_uri(),
             "execution.checkpointing.savepoint-dir": (self.flink_dir / "savepoints").as_uri(),

@@ -5,7 +5,6 @@ Every write of the batch path is idempotent on a natural key, so a replay after 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from transforms.adapters.sql import tables as t
 from transforms.handlers.base import Label, ModelVersion
+from transforms.keys import hash_key
 from transforms.messages import BatchItemMessage
 from transforms.store import (
     ApiKey,
@@ -39,10 +39,6 @@ POOL_TIMEOUT_S = 5
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SqlStore:
@@ -175,9 +171,7 @@ class SqlStore:
             row = conn.execute(q).first()
         if row is None:
             return None
-        m = row._mapping
-        return ApiKey(m["key_hash"], m["caller_id"], m["rate_per_s"], m["burst"], m["max_concurrency"],
-                      m["max_batch_items_in_flight"])
+        return ApiKey(**row._mapping)
 
     def set_key_limits(self, key_hash: str, **limits: float | int | None) -> bool:
         """Set admission limits of one key (by its hash); None restores the default. False if no such key."""
@@ -187,6 +181,21 @@ class SqlStore:
         with self.engine.begin() as conn:
             done = conn.execute(update(t.api_keys).where(t.api_keys.c.key_hash == key_hash).values(**limits))
         return done.rowcount == 1
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first (revoked ones included)."""
+        k = t.api_keys
+        with self.engine.connect() as conn:
+            return [ApiKey(**row._mapping) for row in conn.execute(select(k).order_by(k.c.created_at))]
+
+    def revoke_api_key(self, key_hash: str) -> bool:
+        """Stamp the key revoked; False when it was unknown or already revoked."""
+        k = t.api_keys
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(k).where(k.c.key_hash == key_hash, k.c.revoked_at.is_(None)).values(revoked_at=now())
+            )
+        return bool(done.rowcount)
 
     def webhook_secret(self, caller_id: str) -> str | None:
         with self.engine.connect() as conn:

@@ -18,11 +18,11 @@ from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 
 
-def test_port_in_use_fails_naming_the_component_and_its_log(tmp_path: Path) -> None:
+def test_port_in_use_fails_naming_the_component_and_its_log(stack_root: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        settings = StackSettings(root=tmp_path, redis_port=taken.getsockname()[1], start_timeout_s=20)
+        settings = StackSettings(root=stack_root, redis_port=taken.getsockname()[1], start_timeout_s=20)
         redis = Redis(settings)
         with pytest.raises(ComponentError) as failure:
             redis.start()
@@ -34,8 +34,8 @@ def test_port_in_use_fails_naming_the_component_and_its_log(tmp_path: Path) -> N
     assert not redis.supervisor.running(), "the supervisor ends when it has nothing left to run"
 
 
-def test_a_killed_component_is_restarted_counted_and_stopped_with_its_group(tmp_path: Path) -> None:
-    redis = Redis(StackSettings(root=tmp_path, redis_port=free_ports(1)[0], start_timeout_s=30))
+def test_a_killed_component_is_restarted_counted_and_stopped_with_its_group(stack_root: Path) -> None:
+    redis = Redis(StackSettings(root=stack_root, redis_port=free_ports(1)[0], start_timeout_s=30))
     try:
         redis.start()
         first = redis.pid()

@@ -107,8 +107,8 @@ def test_keys_limits_command_sets_a_keys_limits(tmp_path) -> None:
     store = SqlStore.from_url(url)
     key = store.create_api_key("limited")
     env = os.environ | {"IMGREC_DATABASE_URL": url, "IMGREC_VAR_DIR": str(tmp_path)}
-    done = imgrec("keys", "limits", "--key", key, "--rate-per-s", "3", "--max-concurrency", "2", env=env)
+    done = imgrec("keys", "limits", key, "--rate-per-s", "3", "--max-concurrency", "2", env=env)
     assert done.returncode == 0, done.stderr
     record = store.api_key(key)
     assert (record.rate_per_s, record.max_concurrency, record.burst) == (3.0, 2, None)
-    assert imgrec("keys", "limits", "--key", "nope", env=env).returncode == 1
+    assert imgrec("keys", "limits", "nope", env=env).returncode == 1

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from tests.test_models_golden import PHOTOS, ZOO, photo, predict
+from tests.embedded.test_models_golden import PHOTOS, ZOO, photo, predict
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
 from transforms.model_registry import find
 from transforms.settings import get_settings
-
-pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +58,3 @@ def test_malformed_input_is_a_value_error(triton: TritonBackend) -> None:
         triton.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 9, 9), np.float32)}, ["logits"])
 
 
-def test_server_down_is_unavailable_quickly() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound but not listening: connection refused
-        backend = TritonBackend(f"127.0.0.1:{port}", timeout_s=2)
-        assert not backend.ready()
-        with pytest.raises(InferenceUnavailable, match="UNAVAILABLE"):
-            backend.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
-        backend.close()

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from PIL import Image
 from sqlalchemy import func, select
@@ -28,7 +27,6 @@ from transforms.composition import make_blob_store
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
 
-pytestmark = pytest.mark.stack
 SCENE = "scene-classification"
 
 

@@ -39,7 +39,7 @@ from transforms.adapters.sql import tables as t
 from transforms.settings import Settings
 from transforms.store import StoreUnavailable
 
-pytestmark = [pytest.mark.stack, pytest.mark.faults]
+pytestmark = pytest.mark.faults
 SCENE = "scene-classification"
 ITEMS = 48
 BATCH_TIMEOUT_S = 300

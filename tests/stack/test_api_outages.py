@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,17 +23,14 @@ SCENE = "scene-classification"
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[Postgres]:
+def own_postgres(stack_root: Path) -> Iterator[Postgres]:
     """A PostgreSQL of this test's own, so killing it disturbs no other test."""
-    root = Path(tempfile.mkdtemp(prefix="imgrec-outage-"))
-    root.chmod(0o755)
-    postgres = Postgres(StackSettings(root=root, postgres_port=free_ports(1)[0]))
+    postgres = Postgres(StackSettings(root=stack_root, postgres_port=free_ports(1)[0]))
     try:
         postgres.start()
         yield postgres
     finally:
         postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _image(size: int) -> dict:
