@@ -15,30 +15,21 @@ import base64
 import json
 import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.bench_batch import MODEL_ID, PORT_FIELDS, base_photos
+from benchmarks.bench_batch import MODEL_ID, base_photos
+from benchmarks.common import OUT_DIR, load_average, private_stack, write_report
 from runners.api_client import ApiClient
-from runners.stack.ports import free_ports
-from runners.stack.settings import StackSettings
-from runners.stack.stack import Stack
+from runners.stack.components.api import Api
+from runners.stack.stack import SERVICES
 from transforms.adapters.sql import SqlStore
-from transforms.settings import REPO_ROOT, Settings
-
-OUT = REPO_ROOT / "var" / "bench"
 
 
 def one_run(index: int, items: int, timeout_s: float) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="imgrec-warmup-"))
-    root.chmod(0o755)  # PostgreSQL runs as an unprivileged user when started as root
-    app = Settings(model_store=REPO_ROOT / "var" / "models", var_dir=root / "var")
-    stack = Stack(StackSettings(root=root, **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))), app)
     photos = base_photos(160)
     images = [photos[i % len(photos)] + f"warm-up-{index}-{i}".encode() for i in range(items)]
-    report: dict = {"run": index}
-    try:
+    report: dict = {"run": index, "load_avg_start": load_average()}
+    with private_stack([*SERVICES, Api.name]) as stack:
         began = time.monotonic()
         stack.up()
         if stack.notes:
@@ -64,14 +55,11 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
             client.close()
             store.close()
         if not report["done"]:
-            keep = OUT / f"warmup-stall-{index}"
+            keep = OUT_DIR / f"warmup-stall-{index}"
             shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(root / "flink" / "log", keep / "flink", dirs_exist_ok=True)
+            shutil.copytree(stack.settings.root / "flink" / "log", keep / "flink", dirs_exist_ok=True)
             shutil.copytree(stack.settings.log_dir, keep / "logs", dirs_exist_ok=True)
             report["logs"] = str(keep)
-    finally:
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
     return report
 
 
@@ -81,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=180.0, help="Longest wait for the batch (s).")
     args = parser.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
     reports = []
     for index in range(1, args.runs + 1):
         report = one_run(index, args.items, args.timeout)
@@ -92,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"runs": len(reports), "finished": len(finished),
                "batch_s_median": times[len(times) // 2] if times else None, "batch_s_max": times[-1] if times else None}
     print(json.dumps(summary))
-    (OUT / "warmup.json").write_text(json.dumps({"summary": summary, "runs": reports}, indent=2))
+    write_report("warmup", {"summary": summary, "runs": reports})
 
 
 if __name__ == "__main__":

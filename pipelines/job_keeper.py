@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from pipelines.job_spec import desired, load_settings, settings_path
-from pipelines.submit import ACTIVE_STATES, JobError, job_status, rest_url, submit_job
+from pipelines.submit import ACTIVE_STATES, JobError, job_lock, job_status, latest_retained, launch_job, rest_url
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,25 +28,32 @@ def heartbeat_path(settings: Settings) -> Path:
 
 
 def reconcile(settings: Settings) -> str | None:
-    """One round; the id of a job it submitted, else None."""
-    state, options = desired(settings)
-    if state != "running" or options is None:
-        return None
-    current = job_status(settings)
-    if current is not None and (current.state in ACTIVE_STATES or (options.bounded and current.state == "FINISHED")):
-        return None
-    overview = httpx.get(f"{rest_url(settings)}/overview", timeout=5).raise_for_status().json()
-    if overview["taskmanagers"] < 1 or overview["slots-available"] < 1:
-        return None  # wait for a TaskManager (and for a lost job's orphaned tasks to free their slots)
-    job_settings = load_settings(settings_path(settings))
-    log.warning("batch job %s (%s); resubmitting from the newest retained checkpoint",
-                current.state if current else "missing", current.job_id if current else "no job on the cluster")
-    return submit_job(job_settings, options=options)
+    """One round; the id of a job it submitted, else None. A round that finds the job being submitted or cancelled
+    (the job lock taken) does nothing."""
+    with job_lock(settings, wait=False) as held:
+        if not held:
+            return None
+        state, options = desired(settings)
+        if state != "running" or options is None:
+            return None
+        current = job_status(settings)
+        if current is not None and (
+            current.state in ACTIVE_STATES or (options.bounded and current.state == "FINISHED")
+        ):
+            return None
+        overview = httpx.get(f"{rest_url(settings)}/overview", timeout=5).raise_for_status().json()
+        if overview["taskmanagers"] < 1 or overview["slots-available"] < 1:
+            return None  # wait for a TaskManager (and for a lost job's orphaned tasks to free their slots)
+        restore = latest_retained(settings)
+        log.warning("batch job %s (%s); resubmitting from %s", current.state if current else "missing",
+                    current.job_id if current else "no job on the cluster", restore or "the start (no checkpoint)")
+        return launch_job(load_settings(settings_path(settings)), options, restore)
 
 
 def keep(settings: Settings, interval_s: float = 2.0) -> None:
     """Reconcile forever (run by the supervisor)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per poll would bury what the keeper did
     beat = heartbeat_path(settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     while True:

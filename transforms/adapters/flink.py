@@ -1,13 +1,14 @@
 """The `JobHealth` port over the Flink REST API.
 
 The Kafka connector registers per-partition offset metrics on a source reader when it is assigned a partition
-(`...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`); the source holds every partition when those
-metrics exist for all of them.
+(`...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`, the REST API writing the topic's dots as
+underscores); the source holds every partition when those metrics exist for all of them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import httpx
 
@@ -17,6 +18,13 @@ ACTIVE = ("INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "FAILING", "CANCEL
 _PARTITION_METRIC = re.compile(
     r"\.KafkaSourceReader\.topic\.(?P<topic>.+)\.partition\.(?P<partition>\d+)\.currentOffset$"
 )
+
+
+def held_partitions(metric_ids: Iterable[str], topic: str) -> set[int]:
+    """The partitions of `topic` that a source vertex's metrics (REST ids) show assigned to a reader."""
+    wanted = topic.replace(".", "_")  # how the metric's scope spells the topic
+    matches = (_PARTITION_METRIC.search(metric_id) for metric_id in metric_ids)
+    return {int(m["partition"]) for m in matches if m and m["topic"].replace(".", "_") == wanted}
 
 
 class FlinkJobHealth:
@@ -51,11 +59,7 @@ class FlinkJobHealth:
         if source is None:
             return Readiness(False, "the batch job has no source")
         metrics = client.get(f"/jobs/{job['jid']}/vertices/{source['id']}/metrics").raise_for_status().json()
-        held = set()
-        for metric in metrics:
-            match = _PARTITION_METRIC.search(metric["id"])
-            if match and match["topic"] == self.topic:
-                held.add(int(match["partition"]))
+        held = held_partitions((metric["id"] for metric in metrics), self.topic)
         missing = sorted(set(range(self.partitions)) - held)
         if missing:
             return Readiness(False, f"Kafka source has not been assigned partitions {missing} of {self.topic}")
