@@ -38,7 +38,7 @@ from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
 from transforms.adapters.sql import SqlStore
-from transforms.adapters.sql.store import hash_key
+from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 OUT = REPO_ROOT / "var" / "bench"
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         if stack.notes:
             raise RuntimeError("; ".join(stack.notes))
         store = SqlStore.from_url(stack.settings.database_url)
-        key = store.create_api_key("soak")
-        store.set_key_limits(hash_key(key), rate_per_s=1_000, burst=1_000)  # a soak, not a rate-limit test
+        key = store.keys.create("soak")
+        store.keys.set_limits(hash_key(key), rate_per_s=1_000, burst=1_000)  # a soak, not a rate-limit test
         store.close()
         load_before = os.getloadavg()
         start = process_usage(stack)

@@ -36,7 +36,7 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
             raise RuntimeError("; ".join(stack.notes))
         report["stack_up_s"] = round(time.monotonic() - began, 1)
         store = SqlStore.from_url(stack.settings.database_url)
-        client = ApiClient(stack.settings.api_url, store.create_api_key("warm-up"), timeout_s=60)
+        client = ApiClient(stack.settings.api_url, store.keys.create("warm-up"), timeout_s=60)
         try:
             submitted = time.monotonic()
             batch = client.submit_batch(

@@ -167,7 +167,7 @@ class BatchSteps:
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.retry(self.ports.store.ensure_request, msg)
+        self.retry(self.ports.store.requests.ensure, [msg])
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
@@ -215,7 +215,7 @@ class BatchSteps:
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
         """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.retry(self.ports.store.fail_request, msg.request_id, error.code, error.message, image_hash)
+        self.retry(self.ports.store.requests.fail, msg.request_id, error.code, error.message, image_hash)
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -292,7 +292,7 @@ class BatchSteps:
                 )
             )
         with timer.stage("store"):
-            self.retry(self.ports.store.complete_requests, completed)
+            self.retry(self.ports.store.requests.complete, completed)
         timer.finish()
 
     # --- the whole path, for worker threads -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from transforms.fetch import ImageFetcher
 from transforms.intake import check_size, decode_base64, sniff_image
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
-from transforms.store import IdempotencyKeyTaken, NewRequest, Store
+from transforms.store import IdempotencyKeyTaken, NewBatch, NewRequest, Store
 from transforms.thresholds import validate_threshold
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class BatchSubmitter:
         who = Submission(who) if isinstance(who, str) else who
         caller_id = who.caller_id
         if who.idempotency_key is not None:
-            earlier = self.store.batch_for_idempotency_key(caller_id, who.idempotency_key)
+            earlier = self.store.batches.by_idempotency_key(caller_id, who.idempotency_key)
             if earlier is not None:
                 return self._replayed(earlier, who)
         if len(items) > self.settings.batch_max_items:
@@ -150,17 +150,15 @@ class BatchSubmitter:
             raise RecognitionError(
                 "no_valid_items", "No item of the batch is valid.", http_status=422, rejected=rejected
             )
-        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
+        rate = self.store.batches.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
         if who.max_items_in_flight is not None:
             self._check_in_flight(caller_id, len(accepted), who.max_items_in_flight, rate)
-        backlog = self.store.pending_backlog()
+        backlog = self.store.batches.pending_backlog()
+        batch = NewBatch(batch_id, caller_id, callback_url, rejected, who.idempotency_key, who.fingerprint)
         try:
-            self.store.create_batch(
-                batch_id, caller_id, [NewRequest.from_message(m) for m in accepted], callback_url, rejected,
-                idempotency_key=who.idempotency_key, fingerprint=who.fingerprint,
-            )
+            self.store.batches.create(batch, [NewRequest.from_message(m) for m in accepted])
         except IdempotencyKeyTaken:  # a concurrent request with the same key won the race
-            earlier = self.store.batch_for_idempotency_key(caller_id, who.idempotency_key or "")
+            earlier = self.store.batches.by_idempotency_key(caller_id, who.idempotency_key or "")
             assert earlier is not None
             return self._replayed(earlier, who)
         try:
@@ -169,15 +167,15 @@ class BatchSubmitter:
             # Nothing reached the queue, so the rows would never progress: fail them loudly instead, and let the
             # client's retry with the same idempotency key make a new batch.
             for m in accepted:
-                self.store.fail_request(m.request_id, "queue_unavailable", str(exc))
-            self.store.release_idempotency_key(batch_id)
+                self.store.requests.fail(m.request_id, "queue_unavailable", str(exc))
+            self.store.batches.release_idempotency_key(batch_id)
             raise
         return SubmittedBatch(batch_id, len(accepted), rejected, round((backlog + len(accepted)) / rate, 1))
 
     def _check_in_flight(self, caller_id: str, adding: int, most: int, rate: float) -> None:
         """429 when the caller's unfinished items plus this batch would exceed `most` (a soft cap: concurrent
         submissions of one caller are counted without a lock)."""
-        in_flight = self.store.items_in_flight(caller_id)
+        in_flight = self.store.batches.items_in_flight(caller_id)
         if in_flight + adding > most:
             raise RecognitionError(
                 "too_many_items_in_flight",
@@ -196,9 +194,9 @@ class BatchSubmitter:
                 "idempotency_key_reused",
                 "This Idempotency-Key was used for a different request; use a new key for a new batch.",
             )
-        summary = self.store.batch_summary(batch_id)
+        summary = self.store.batches.summary(batch_id)
         assert summary is not None
-        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
+        rate = self.store.batches.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
         remaining = summary.total_count - summary.completed_count - summary.failed_count
         return SubmittedBatch(batch_id, summary.total_count, summary.rejected, round(remaining / rate, 1), True)
 

@@ -84,7 +84,7 @@ def make_router(
 
 def registry_router(settings: Settings, store: Store) -> VersionRouter:
     """The version router whose routes are filled straight from the store's registry table."""
-    return make_router(settings, lambda model_id: route_from_versions(store.get_model_versions(model_id)))
+    return make_router(settings, lambda model_id: route_from_versions(store.registry.versions(model_id)))
 
 
 def make_backend(settings: Settings) -> InferenceBackend:
@@ -127,7 +127,7 @@ def make_job_health(settings: Settings) -> JobHealth | None:
 def build_ports(settings: Settings) -> Ports:
     """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`)."""
     store = open_store(settings)
-    catalog = ModelCatalog(store)
+    catalog = ModelCatalog(store.registry)
     client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool: cache and router
     return Ports(
         settings=settings,
@@ -168,13 +168,13 @@ class Services:
     def start(self) -> None:
         """Migrate, seed the registry, create the dev key where asked, and start the background workers."""
         migrate(self.settings.resolved_database_url)
-        self.store.seed_registry(load_registry())
+        self.store.registry.seed(load_registry())
         if not self.settings.auth_enabled:
             log.warning("authentication is OFF (IMGREC_AUTH_ENABLED=false): every request runs as 'anonymous'")
         elif self.settings.database_url is None:
-            key = self.settings.dev_api_key or self.store.create_api_key(DEV_CALLER)
-            if self.settings.dev_api_key and self.store.caller_for_key(key) is None:
-                self.store.add_api_key(DEV_CALLER, key)
+            key = self.settings.dev_api_key or self.store.keys.create(DEV_CALLER)
+            if self.settings.dev_api_key and self.store.keys.caller_for(key) is None:
+                self.store.keys.add(DEV_CALLER, key)
             log.warning("development API key (caller %r): %s", DEV_CALLER, key)
         self.webhooks.start()
         self.stall_watch.start(interval_s=max(1.0, self.settings.stall_after_s / 6))
@@ -220,7 +220,7 @@ def build_services(settings: Settings) -> Services:
         recognizer=Recognizer(ports),
         batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue, ports.fetcher),
         webhooks=WebhookDispatcher(settings, ports.store, HttpWebhookSender(settings)),
-        stall_watch=StallWatch(ports.store, settings.stall_after_s, _job_problem(make_job_health(settings))),
+        stall_watch=StallWatch(ports.store.batches, settings.stall_after_s, _job_problem(make_job_health(settings))),
         rate_limiter=make_rate_limiter(settings),
         workers=workers,
     )

@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
-from transforms.store import ApiKey
+from transforms.store import ApiKey, KeyStore
 
 KEY_ID_LENGTH = 12
 
@@ -32,16 +31,12 @@ def find_key(keys: Sequence[ApiKey], key_or_id: str) -> ApiKey | None:
     return next((k for k in keys if k.key_hash == wanted or key_id(k.key_hash) == key_or_id), None)
 
 
-class KeyLookup(Protocol):
-    def api_key(self, key: str) -> ApiKey | None: ...
-
-
 class CallerKeys:
     """Resolves API keys to their records (caller and admission limits), remembering known keys briefly so a
     cache hit costs no database trip."""
 
-    def __init__(self, store: KeyLookup, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    def __init__(self, keys: KeyStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
         self._known: dict[str, tuple[float, ApiKey]] = {}
@@ -53,7 +48,7 @@ class CallerKeys:
 
     def lookup(self, key: str) -> ApiKey | None:
         """Ask the store (unknown and revoked keys: None) and remember a known key."""
-        record = self.store.api_key(key)
+        record = self.keys.get(key)
         if record is not None:  # unknown keys are not remembered: nothing to fill memory with
             self._known[record.key_hash] = (self.clock(), record)
         return record

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from prometheus_client import Gauge
 
-from transforms.store import Store
+from transforms.store import BatchStore
 
 log = logging.getLogger(__name__)
 STALLED = Gauge("imgrec_batches_stalled", "Open batches without progress for stall_after_s, by stuck stage.",
@@ -29,9 +29,9 @@ STAGES = ("batch job", "before inference", "inference or sinks")
 class StallWatch:
     """Remembers when each open batch last progressed; reports the ones that stopped."""
 
-    def __init__(self, store: Store, stall_after_s: float, job_problem: Callable[[], str | None] = lambda: None,
+    def __init__(self, batches: BatchStore, stall_after_s: float, job_problem: Callable[[], str | None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+        self.batches = batches
         self.stall_after_s = stall_after_s
         self.job_problem = job_problem  # why the batch job cannot make progress now, None when it can
         self.clock = clock
@@ -46,7 +46,7 @@ class StallWatch:
         seen: dict[str, tuple[int, float]] = {}
         stuck: dict[str, str] = {}
         problem: str | None = None
-        for batch_id, finished, pending, processing in self.store.open_batches():
+        for batch_id, finished, pending, processing in self.batches.open_progress():
             count, since = self._last.get(batch_id, (finished, now))
             since = since if count == finished else now
             seen[batch_id] = (finished, since)

@@ -18,6 +18,8 @@ import uuid
 from datetime import timedelta
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from transforms.settings import Settings
 from transforms.store import BatchSummary, Store
 
@@ -26,6 +28,10 @@ SIGNATURE_HEADER = "X-Signature"
 DELIVERY_ID_HEADER = "X-Imgrec-Delivery-Id"
 # Longer than one attempt can take (connect + read timeouts), so a live replica never loses its claim mid-send.
 LEASE = timedelta(seconds=60)
+# outcome: delivered | retrying (failed, another attempt is scheduled) | gave_up (failed for the last time).
+DELIVERIES = Counter("imgrec_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
+for _outcome in ("delivered", "retrying", "gave_up"):
+    DELIVERIES.labels(_outcome)  # every series exists from the start, so rates over it are never empty
 
 
 class DeliveryFailed(Exception):
@@ -79,14 +85,14 @@ class WebhookDispatcher:
     def deliver_due(self) -> int:
         """Claim the due webhooks and attempt each once; returns how many were delivered."""
         delivered = 0
-        for row in self.store.claim_webhooks(self.owner, LEASE):
+        for row in self.store.outbox.claim(self.owner, LEASE):
             delivered += self._attempt(row)
         return delivered
 
     def _attempt(self, row: dict[str, Any]) -> bool:
         batch_id = row["batch_id"]
-        summary = self.store.batch_summary(batch_id)
-        secret = self.store.webhook_secret(row["caller_id"]) or ""
+        summary = self.store.batches.summary(batch_id)
+        secret = self.store.keys.webhook_secret(row["caller_id"]) or ""
         body = json.dumps(payload(summary), separators=(",", ":")).encode() if summary else b"{}"
         headers = {
             "Content-Type": "application/json",
@@ -105,7 +111,8 @@ class WebhookDispatcher:
             ok, error = False, str(exc)
         attempts = row["attempts"] + 1
         retry_in = None if ok else self.retry_in(attempts)
-        self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in, owner=self.owner)
+        self.store.outbox.record_attempt(batch_id, status_code, error, ok, retry_in, owner=self.owner)
+        DELIVERIES.labels("delivered" if ok else "retrying" if retry_in else "gave_up").inc()
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
         return ok

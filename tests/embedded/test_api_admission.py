@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.api_helpers import api_client, image_server, photo_bytes
-from transforms.adapters.sql.store import hash_key
+from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 SCENE = "scene-classification"
@@ -28,8 +28,8 @@ def _image() -> dict:
 def test_a_key_over_its_rate_gets_429_with_retry_after_and_others_are_not_slowed(tmp_path) -> None:
     with api_client(settings_for(tmp_path)) as (client, headers):
         store = client.app.state.services.store
-        slow_key = store.create_api_key("slow")
-        store.set_key_limits(hash_key(slow_key), rate_per_s=0.01, burst=2)  # 2 per 200 s: slow machines pass too
+        slow_key = store.keys.create("slow")
+        store.keys.set_limits(hash_key(slow_key), rate_per_s=0.01, burst=2)  # 2 per 200 s: slow machines pass too
         slow = {"Authorization": f"Bearer {slow_key}"}
         body = _image()
         codes = [client.post("/v1/recognize", json=body, headers=slow).status_code for _ in range(3)]
@@ -45,8 +45,8 @@ def test_concurrency_per_key_and_the_bounded_sync_queue(tmp_path) -> None:
     with image_server({"/slow.jpg": (photo_bytes("coffee", size=90), "image/jpeg")}, delay_s=1.5) as base, \
             api_client(settings) as (client, headers):
         store = client.app.state.services.store
-        one_at_a_time = store.create_api_key("one")
-        store.set_key_limits(hash_key(one_at_a_time), max_concurrency=1)
+        one_at_a_time = store.keys.create("one")
+        store.keys.set_limits(hash_key(one_at_a_time), max_concurrency=1)
         slow = {"image_url": f"{base}/slow.jpg", "model_id": SCENE}
 
         def post(key_headers: dict) -> tuple[int, str, str | None]:
@@ -105,10 +105,10 @@ def test_keys_limits_command_sets_a_keys_limits(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     upgrade(url)
     store = SqlStore.from_url(url)
-    key = store.create_api_key("limited")
+    key = store.keys.create("limited")
     env = os.environ | {"IMGREC_DATABASE_URL": url, "IMGREC_VAR_DIR": str(tmp_path)}
     done = imgrec("keys", "limits", key, "--rate-per-s", "3", "--max-concurrency", "2", env=env)
     assert done.returncode == 0, done.stderr
-    record = store.api_key(key)
+    record = store.keys.get(key)
     assert (record.rate_per_s, record.max_concurrency, record.burst) == (3.0, 2, None)
     assert imgrec("keys", "limits", "nope", env=env).returncode == 1

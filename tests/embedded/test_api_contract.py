@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from transforms.adapters.sql.store import hash_key
+from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 # Refusals the schema cannot express: an unknown model (404), an image too large (413), bytes that are no image or
@@ -38,8 +38,8 @@ def running_app() -> Iterator[None]:
     """The app's lifespan (its services) for the whole module, and a key for every generated request."""
     with TestClient(APP):
         store = APP.state.services.store
-        key = store.create_api_key("fuzzer")
-        store.set_key_limits(hash_key(key), rate_per_s=10_000, burst=10_000, max_concurrency=1_000)  # not a load test
+        key = store.keys.create("fuzzer")
+        store.keys.set_limits(hash_key(key), rate_per_s=10_000, burst=10_000, max_concurrency=1_000)  # not a load test
         HEADERS["Authorization"] = f"Bearer {key}"
         yield
     shutil.rmtree(VAR_DIR, ignore_errors=True)

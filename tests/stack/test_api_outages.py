@@ -44,7 +44,7 @@ def test_every_endpoint_is_503_database_unavailable_while_postgres_is_down(own_p
         hit = _image(97)
         assert client.post("/v1/recognize", json=hit, headers=headers).status_code == 200
         batch = client.post("/v1/recognize/batch", json={"items": [_image(98)]}, headers=headers).json()["batch_id"]
-        other_key = client.app.state.services.store.create_api_key("not-yet-seen")
+        other_key = client.app.state.services.store.keys.create("not-yet-seen")
 
         os.killpg(own_postgres.pid(), signal.SIGKILL)
         answered = []
@@ -74,6 +74,6 @@ def test_every_endpoint_is_503_database_unavailable_while_postgres_is_down(own_p
         assert client.post("/v1/recognize", json=hit, headers=headers).json()["cache_hit"] is True
         store = client.app.state.services.store
         deadline = time.monotonic() + 60
-        while not all(store.get_request(rid) for rid in answered):
+        while not all(store.requests.get(rid) for rid in answered):
             assert time.monotonic() < deadline, "rows of requests answered during the outage were lost"
             time.sleep(0.5)

@@ -58,7 +58,7 @@ def api(test_stack: TestStack, job: tuple[Settings, SqlStore]) -> Iterator[tuple
     component = CallbackApi(stack_settings, settings.model_copy(update={"fetch_allow_hosts": ["127.0.0.1"]}))
     component.start()
     try:
-        yield component, {"Authorization": f"Bearer {store.create_api_key('faults')}"}
+        yield component, {"Authorization": f"Bearer {store.keys.create('faults')}"}
     finally:
         component.stop()
 
@@ -93,7 +93,7 @@ class Progress:
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                summary = self.store.batch_summary(self.batch_id)
+                summary = self.store.batches.summary(self.batch_id)
             except StoreUnavailable:
                 continue  # PostgreSQL itself is the fault: a gap in the samples
             if summary is not None:
@@ -144,7 +144,7 @@ def kill(component: Component) -> float:
 
 def check_batch(store: SqlStore, batch_id: str, progress: Progress, received: Received, count: int) -> None:
     """Nothing lost, nothing doubled, counts monotonic, no false cache hit, webhook once."""
-    summary = store.batch_summary(batch_id)
+    summary = store.batches.summary(batch_id)
     assert (summary.status, summary.completed_count, summary.failed_count) == ("done", count, 0), summary
     r, res = t.inference_requests, t.inference_results
     with store.engine.connect() as conn:
@@ -250,7 +250,7 @@ def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: Test
 
 
 def _processing(store: SqlStore, batch_id: str) -> int:
-    summary = store.batch_summary(batch_id)
+    summary = store.batches.summary(batch_id)
     return summary.processing + summary.completed_count if summary else 0
 
 

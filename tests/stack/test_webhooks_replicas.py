@@ -52,7 +52,7 @@ def test_two_api_replicas_deliver_each_webhook_once(postgres_url: str, tmp_path)
             assert time.monotonic() < deadline, "the replicas did not start"
             assert all(r.poll() is None for r in replicas), "a replica exited"
             time.sleep(0.3)
-        headers = {"Authorization": f"Bearer {store.create_api_key('replicas')}"}
+        headers = {"Authorization": f"Bearer {store.keys.create('replicas')}"}
         image = base64.b64encode(photo_bytes("coffee", size=64)).decode()
         with webhook_receiver(delay_s=0.3) as (hook, received):
             batch_ids = []

@@ -12,6 +12,6 @@ from transforms.store import StoreUnavailable
 def test_a_dead_database_is_store_unavailable_quickly() -> None:
     dead = SqlStore.from_url(f"postgresql+psycopg://postgres@127.0.0.1:{free_ports(1)[0]}/imgrec")
     with pytest.raises(StoreUnavailable):
-        dead.batch_summary("x")
+        dead.batches.summary("x")
     assert dead.ping() is False
     dead.close()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-import httpx
-
-from runners.stack.components.base import Component, quietly
+from runners.stack.components.base import ProjectProcess, http_ok
 
 
-class Api(Component):
+class Api(ProjectProcess):
     """uvicorn serving the FastAPI app, with IMGREC_* pointing at the stack."""
 
     name = "api"
@@ -32,4 +30,4 @@ class Api(Component):
         }
 
     def healthy(self) -> bool:
-        return quietly(lambda: httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200)
+        return http_ok(f"{self.url}/healthz")
