@@ -20,8 +20,6 @@ import time
 from benchmarks.bench_batch import MODEL_ID, base_photos
 from benchmarks.common import OUT_DIR, load_average, private_stack, write_report
 from runners.api_client import ApiClient
-from runners.stack.components.api import Api
-from runners.stack.stack import SERVICES
 from transforms.adapters.sql import SqlStore
 
 
@@ -29,7 +27,7 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
     photos = base_photos(160)
     images = [photos[i % len(photos)] + f"warm-up-{index}-{i}".encode() for i in range(items)]
     report: dict = {"run": index, "load_avg_start": load_average()}
-    with private_stack([*SERVICES, Api.name]) as stack:
+    with private_stack() as stack:  # up() starts every component
         began = time.monotonic()
         stack.up()
         if stack.notes:

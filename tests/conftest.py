@@ -54,6 +54,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("tests outside their layer's folder:\n  " + "\n  ".join(misplaced))
 
 
+RECOVERY = "recovery"  # a test's user property: one row of the recovery table printed at the end of the session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The recovery time of each fault the fault-injection suite caused, as one table (shown even with -q)."""
+    rows = [
+        {"outcome": report.outcome, **value}
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", "") == "call"
+        for name, value in report.user_properties
+        if name == RECOVERY
+    ]
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    terminalreporter.write_sep("=", "fault recovery (seconds from the fault)")
+    terminalreporter.write_line(" | ".join(columns))
+    for row in rows:
+        terminalreporter.write_line(" | ".join(str(row.get(column, "")) for column in columns))
+
+
 class TestStack:
     """Starts components on first use and remembers what it started, to stop exactly that."""
 

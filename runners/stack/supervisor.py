@@ -76,8 +76,12 @@ def _escape(value: str) -> str:
 
 
 def _quote(value: str) -> str:
-    """A value of `environment=`: double-quoted, backslash and quote escaped (supervisord splits it with shlex)."""
-    return '"' + _escape(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A value of `environment=`. supervisord splits it with a non-POSIX shlex: quotes group, nothing escapes, and
+    quote characters at either end are stripped; so the value is wrapped in the quote it does not contain."""
+    quote = "'" if '"' in value else '"'
+    if quote in value or value[:1] in ("'", '"') or value[-1:] in ("'", '"'):
+        raise ValueError(f"cannot pass {value!r} in a supervisord environment (quotes of both kinds, or at an end)")
+    return quote + _escape(value) + quote
 
 
 class SupervisorError(RuntimeError):

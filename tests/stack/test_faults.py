@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from runners.stack.components.api import Api
 from runners.stack.components.base import Component
 from runners.stack.ports import free_ports
-from tests.conftest import TestStack
+from tests.conftest import RECOVERY, TestStack
 from tests.webhook_receiver import Received, webhook_receiver
 from transforms.adapters.sql import SqlStore
 from transforms.adapters.sql import tables as t
@@ -185,7 +185,7 @@ FAULTS = [
 
 @pytest.mark.parametrize("fault", FAULTS, ids=str)
 def test_a_killed_component_loses_nothing_and_doubles_nothing(fault: Fault, test_stack: TestStack, job, api,
-                                                              receiver) -> None:
+                                                              receiver, record_property) -> None:
     _, store = job
     api_component, headers = api
     hook, received = receiver
@@ -198,6 +198,7 @@ def test_a_killed_component_loses_nothing_and_doubles_nothing(fault: Fault, test
         elif fault.point == "during the sinks":
             wait_for(lambda: progress.latest()[0] > 0, 120, "items stored")
         done_at_kill = progress.latest()[0]
+        restarts_before = component.restarts()
         killed = kill(component)
         wait_for(component.healthy, 120, f"{component.name} to come back")
         back = time.monotonic() - killed
@@ -205,21 +206,24 @@ def test_a_killed_component_loses_nothing_and_doubles_nothing(fault: Fault, test
         ended = time.monotonic() - killed
     finally:
         progress.stop()
-    resumed = progress.first_progress_after(killed)
-    print(f"\n{fault}: {done_at_kill}/{ITEMS} done at the kill; back in {back:.1f} s (restarts: "
-          f"{component.restarts()}), progress again after {resumed if resumed is None else round(resumed, 1)} s, "
-          f"batch done {ended:.1f} s after the kill")
+    record_property(RECOVERY, {
+        "fault": str(fault), "done at the fault": f"{done_at_kill}/{ITEMS}", "component back": round(back, 1),
+        "restarts": component.restarts() - restarts_before,
+        "progress again": _round(progress.first_progress_after(killed)), "batch done": round(ended, 1),
+    })
     check_batch(store, batch_id, progress, received, ITEMS)
     assert done_at_kill < ITEMS, "the batch ended before the fault: nothing was tested"
 
 
-def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: TestStack, job, api, receiver) -> None:
+def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: TestStack, job, api, receiver,
+                                                                record_property) -> None:
     _, store = job
     api_component, headers = api
     hook, received = receiver
     settings, _ = job
     triton = test_stack.stack["triton"]
-    restarts_before = _job_restarts(settings)
+    job_before = _job_restarts(settings)
+    triton_restarts_before = triton.restarts()
     count = 400
     batch_id = submit(api_component, headers, unique_images(count), hook)
     progress = Progress(store, batch_id)
@@ -228,6 +232,7 @@ def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: Test
         flowing = time.monotonic()
         time.sleep(3)
         stalled = time.monotonic()
+        done_at_stall = progress.latest()[0]
         os.killpg(triton.pid(), signal.SIGSTOP)
         try:
             time.sleep(10)
@@ -240,13 +245,20 @@ def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: Test
         progress.stop()
     before, during = progress.rate(flowing, stalled), progress.rate(stalled + 1, resumed_at)
     after = progress.rate(resumed_at, ended)
-    recovered = progress.first_progress_after(resumed_at)
-    print(f"\ntriton stalled 10 s: {before:.1f} images/s before, {during:.1f} during, {after:.1f} after; "
-          f"progress again {recovered if recovered is None else round(recovered, 1)} s after SIGCONT, "
-          f"batch done {ended - resumed_at:.1f} s after")
+    record_property(RECOVERY, {
+        "fault": "triton stalled 10 s (SIGSTOP) during inference", "done at the fault": f"{done_at_stall}/{count}",
+        "component back": 10.0, "restarts": triton.restarts() - triton_restarts_before,
+        "progress again": _round(None if (r := progress.first_progress_after(resumed_at)) is None else r + 10),
+        "batch done": round(ended - stalled, 1),
+        "images/s before, during, after": f"{before:.1f}, {during:.1f}, {after:.1f}",
+    })
     check_batch(store, batch_id, progress, received, count)
     assert during < before / 2, "the stall did not stall anything"
-    assert _job_restarts(settings) == restarts_before, "the stall was not ridden out inside the operators"
+    assert _job_restarts(settings) == job_before, "the stall was not ridden out inside the operators"
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _processing(store: SqlStore, batch_id: str) -> int:
@@ -254,11 +266,16 @@ def _processing(store: SqlStore, batch_id: str) -> int:
     return summary.processing + summary.completed_count if summary else 0
 
 
-def _job_restarts(settings: Settings) -> int:
-    """How often the running batch job restarted (Flink's numRestarts)."""
+def _job_restarts(settings: Settings) -> tuple[str, int]:
+    """The running batch job's id and how often it restarted (Flink's numRestarts)."""
     from pipelines.submit import job_status
 
     status = job_status(settings)
     assert status is not None
     url = f"{settings.flink_rest_url}/jobs/{status.job_id}/metrics"
-    return int(float(httpx.get(url, params={"get": "numRestarts"}, timeout=10).json()[0]["value"]))
+    # The JobManager's metric fetcher answers [] until its first fetch after a (re)start.
+    deadline = time.monotonic() + 30
+    while not (metric := httpx.get(url, params={"get": "numRestarts"}, timeout=10).json()):
+        assert time.monotonic() < deadline, f"no numRestarts metric for job {status.job_id}"
+        time.sleep(1)
+    return status.job_id, int(float(metric[0]["value"]))
