@@ -40,6 +40,8 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
         model_store=REPO_ROOT / "var" / "models",
         database_url=database_url,
         redis_url=redis_url,
+        rate_limit_per_s=10_000,  # 300 draws as fast as the app answers: a routing test, not a rate-limit one
+        rate_limit_burst=10_000,
         _env_file=None,
     )
     image = base64.b64encode(photo_bytes("coffee", size=32)).decode()
