@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
+
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
 
@@ -104,6 +106,24 @@ class CompletedItem:
     raw_output_uri: str | None
     cache_hit: bool
     threshold_applied: float | None = None
+    embedding: np.ndarray | None = None  # an embedding model's vector, stored once per (image, model, version)
+
+
+@dataclass(frozen=True)
+class StoredEmbedding:
+    """One vector of an image a caller has sent."""
+
+    image_hash: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class CallerImage:
+    """What a caller knows about one of its images: its latest finished request and the labels each model gave."""
+
+    image_hash: str
+    request_id: str
+    labels: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -168,6 +188,27 @@ class RequestStore(Protocol):
     def get(self, request_id: str) -> dict[str, Any] | None: ...
 
 
+class EmbeddingStore(Protocol):
+    """Image vectors (written with the results, `CompletedItem.embedding`) and the caller's view of them."""
+
+    def put(self, image_hash: str, model_id: str, model_version: str, vector: np.ndarray) -> None:
+        """Store a vector unless one is stored for this image and model version already."""
+        ...
+
+    def get(self, image_hash: str, model_id: str, model_version: str) -> np.ndarray | None: ...
+
+    def caller_vectors(
+        self, caller_id: str, model_id: str, model_version: str, since: datetime | None = None
+    ) -> list[StoredEmbedding]:
+        """Vectors of the images the caller has finished requests for (any model); with `since`, only those whose
+        request finished or whose vector was stored at or after it (a superset of what changed since)."""
+        ...
+
+    def caller_images(self, caller_id: str, image_hashes: Sequence[str]) -> dict[str, CallerImage]:
+        """The caller's own finished requests of these images; images it never sent are absent."""
+        ...
+
+
 class BatchStore(Protocol):
     """Batches and their progress."""
 
@@ -206,6 +247,7 @@ class Store(Protocol):
     requests: RequestStore
     batches: BatchStore
     outbox: OutboxStore
+    embeddings: EmbeddingStore
 
     def ping(self) -> bool: ...
 
@@ -213,6 +255,6 @@ class Store(Protocol):
 
 
 __all__ = [
-    "ApiKey", "BatchStore", "BatchSummary", "CompletedItem", "FinishedRequest", "KeyStore", "NewBatch", "NewRequest",
-    "OutboxStore", "RegistryStore", "RequestStore", "Store",
+    "ApiKey", "BatchStore", "BatchSummary", "CallerImage", "CompletedItem", "EmbeddingStore", "FinishedRequest",
+    "KeyStore", "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore", "Store", "StoredEmbedding",
 ]  # fmt: skip

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, select, update
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql.batches import close_finished_batches
 from transforms.adapters.sql.database import Database, now
+from transforms.adapters.sql.embeddings import insert_embeddings
 from transforms.messages import BatchItemMessage
 from transforms.store import CompletedItem, FinishedRequest, NewRequest
 
@@ -68,6 +69,7 @@ class SqlRequests:
         )
         with self.db.engine.begin() as conn:
             conn.execute(stmt, [_result_row(i, ts) for i in items])
+            insert_embeddings(conn, self.db, items, ts)
             # One executemany (a pipelined batch on psycopg), not a round trip per item.
             conn.execute(done, [{"rid": i.request_id, "ihash": i.image_hash} for i in items])
             close_finished_batches(conn, self.db.dialect, [i.request_id for i in items])
@@ -93,6 +95,7 @@ class SqlRequests:
             conn.execute(t.inference_requests.insert(), requests)
             if results:
                 conn.execute(t.inference_results.insert(), results)
+            insert_embeddings(conn, self.db, [f.result for f in rows if f.result is not None], ts)
 
     def fail(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a request already done stays done."""

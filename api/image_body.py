@@ -1,0 +1,92 @@
+"""Reading an image request body (JSON with url/base64, or multipart with a file part) and its image bytes;
+shared by POST /v1/recognize and POST /v1/search/similar."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from transforms.errors import RecognitionError
+from transforms.intake import check_size, decode_base64
+from transforms.stages import StageTimer
+
+BATCH_HINT = "Send larger images to POST /v1/recognize/batch."
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that takes `model` as JSON, or its fields as multipart with a `file`
+    part in place of `image_data`."""
+    schema = model.model_json_schema()
+    fields = {name: spec for name, spec in schema["properties"].items() if name != "image_data"}
+    multipart = {
+        "type": "object",
+        "required": schema.get("required", []),
+        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}, "multipart/form-data": {"schema": multipart}},
+        }
+    }
+
+
+async def parse_body(request: Request, model: type[Body], max_bytes: int) -> tuple[Body, bytes | None]:
+    """The body as `model` plus uploaded bytes (multipart), with early size refusal."""
+    length = request.headers.get("content-length")
+    # base64 inflates by 4/3; allow that plus room for the other fields before reading anything.
+    if length and length.isdigit() and int(length) > max_bytes * 4 // 3 + 64 * 1024:
+        raise RecognitionError(
+            "image_too_large", f"The request body is over the sync limit. {BATCH_HINT}", limit_bytes=max_bytes
+        )
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        names = [name for name in model.model_fields if name != "image_data"]
+        form = await request.form(max_files=1, max_fields=len(names))
+        upload = form.get("file") or form.get("image")
+        data = await upload.read() if upload is not None and hasattr(upload, "read") else None
+        fields = {k: form[k] for k in names if k in form and form[k] != ""}
+        try:
+            return model.model_validate(fields), data
+        except ValidationError as exc:
+            raise invalid(exc) from exc
+    try:
+        return model.model_validate_json(await request.body()), None
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+
+
+def invalid(exc: ValidationError) -> RecognitionError:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    return RecognitionError("invalid_request", f"{field}: {err['msg']}" if field else err["msg"], http_status=422)
+
+
+def check_one_source(*sources: object) -> None:
+    """Exactly one image source was given (url, base64, a file part, or on search an image hash)."""
+    given = sum(x is not None for x in sources)
+    if given == 0:
+        raise RecognitionError("no_image", "Send one of image_url, image_data or a file part.")
+    if given > 1:
+        raise RecognitionError("url_and_data", "Send only one of image_url, image_data or a file part.")
+
+
+async def image_bytes(
+    request: Request, image_url: str | None, image_data: str | None, upload: bytes | None, timer: StageTimer
+) -> bytes:
+    """The one image of a request (`check_one_source` first): fetched (SSRF-guarded), base64-decoded or uploaded,
+    within the sync limit."""
+    services = request.app.state.services
+    limit = services.settings.sync_max_bytes
+    if image_url is not None:
+        with timer.stage("fetch"):
+            data = await run_in_threadpool(services.ports.fetcher.fetch, image_url, max_bytes=limit)
+    else:
+        with timer.stage("base64"):
+            data = upload if upload is not None else decode_base64(image_data or "")
+    check_size(data, limit, BATCH_HINT)
+    return data
