@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from transforms.batch_submission import BatchItem
 from transforms.similarity import Match
+
+
+def embedding_out(vector: Sequence[float]) -> list[float]:
+    """A vector as the API shows it: plain floats, 6 decimal places."""
+    return [round(float(v), 6) for v in vector]
 
 
 class ErrorBody(BaseModel):
@@ -125,6 +131,14 @@ class BatchItemResult(BaseModel):
     cache_hit: bool | None
     threshold_applied: float | None
     error: ErrorBody | None
+    embedding: list[float] | None = Field(None, description="An embedding model's vector (unit length).")
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_embedding(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("embedding") is None:
+            data.pop("embedding", None)
+        return data
 
 
 class BatchStatus(BaseModel):

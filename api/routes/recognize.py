@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import caller_id
 from api.image_body import check_one_source, image_bytes, openapi_body, parse_body
-from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse, SimilarImage
+from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse, SimilarImage, embedding_out
 from transforms.stages import StageTimer
 from transforms.thresholds import validate_threshold
 
@@ -55,6 +55,6 @@ async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]
         model_id=result.model_id,
         model_version=result.model_version,
         threshold_applied=result.threshold_applied,
-        embedding=None if result.embedding is None else [round(float(v), 6) for v in result.embedding],
+        embedding=None if result.embedding is None else embedding_out(result.embedding),
         near_duplicates=None if result.near_duplicates is None else list(map(SimilarImage.of, result.near_duplicates)),
     )
