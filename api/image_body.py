@@ -66,13 +66,13 @@ def invalid(exc: ValidationError) -> RecognitionError:
     return RecognitionError("invalid_request", f"{field}: {err['msg']}" if field else err["msg"], http_status=422)
 
 
-def check_one_source(*sources: object) -> None:
+def check_one_source(*sources: object, names: str = "image_url, image_data or a file part") -> None:
     """Exactly one image source was given (url, base64, a file part, or on search an image hash)."""
     given = sum(x is not None for x in sources)
     if given == 0:
-        raise RecognitionError("no_image", "Send one of image_url, image_data or a file part.")
+        raise RecognitionError("no_image", f"Send one of {names}.")
     if given > 1:
-        raise RecognitionError("url_and_data", "Send only one of image_url, image_data or a file part.")
+        raise RecognitionError("url_and_data", f"Send only one of {names}.")
 
 
 async def image_bytes(

@@ -131,11 +131,6 @@ class SimilarityIndex:
             )
         return vector
 
-    def size(self, caller_id: str, model: ModelVersion) -> int:
-        with self._open(caller_id, model) as ci:
-            self._catch_up(caller_id, model, ci)
-            return len(ci.index)
-
     # --- persistence ----------------------------------------------------------------------------------------
 
     def save(self) -> int:

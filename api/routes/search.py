@@ -33,7 +33,8 @@ async def search_similar(request: Request, caller: Annotated[str, Depends(caller
     timer.path = "search"
     with timer.stage("parse"):
         body, upload = await parse_body(request, SearchRequest, services.settings.sync_max_bytes)
-    check_one_source(body.image_url, body.image_data, upload, body.image_hash)
+    sources = (body.image_url, body.image_data, upload, body.image_hash)
+    check_one_source(*sources, names="image_url, image_data, a file part or image_hash")
     if body.image_hash is not None:
         model = await run_in_threadpool(ports.model_for, services.settings.embedding_model_id)
         with timer.stage("vector"):

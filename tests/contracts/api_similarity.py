@@ -124,6 +124,12 @@ class SimilarityContract:
             near = search(client, headers, image_data=b64(copy), k=10, min_similarity=THRESHOLD)["results"]
             assert [r["image_hash"] for r in near] == [sha(originals["coffee"])]
             assert len(search(client, headers, image_data=b64(copy), k=2)["results"]) == 2
+            # The same search as multipart, the copy as a file part.
+            form = client.post(
+                "/v1/search/similar", files={"file": ("copy.jpg", copy, "image/jpeg")}, data={"k": "1"}, headers=headers
+            )
+            assert form.status_code == 200, form.text
+            assert [r["image_hash"] for r in form.json()["results"]] == [sha(originals["coffee"])]
             # By hash: one of the caller's images finds itself first, then the rest.
             by_hash = search(client, headers, image_hash=sha(originals["rocket"]), k=1)["results"]
             assert by_hash[0]["image_hash"] == sha(originals["rocket"]) and by_hash[0]["similarity"] > 0.99
