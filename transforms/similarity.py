@@ -124,7 +124,7 @@ class SimilarityIndex:
 
     def vector_of(self, caller_id: str, model: ModelVersion, image_hash: str) -> np.ndarray:
         """The vector of one of the caller's images; image_not_found (404) when it has none or is not the caller's."""
-        vector = self.store.get(image_hash, model.model_id, model.version)
+        vector = self.store.vectors([image_hash], model.model_id, model.version).get(image_hash)
         if vector is None or image_hash not in self.store.caller_images(caller_id, [image_hash]):
             raise RecognitionError(
                 "image_not_found", f"No image {image_hash} with an embedding among your requests.", http_status=404
@@ -192,8 +192,10 @@ class SimilarityIndex:
 
     def _catch_up(self, caller_id: str, model: ModelVersion, ci: CallerIndex) -> None:
         started = datetime.now(UTC)
-        for row in self.store.caller_vectors(caller_id, model.model_id, model.version, ci.since):
-            ci.add(row.image_hash, row.vector)
+        # Hashes first (small), then only the vectors the index lacks: the overlap re-reads cost little.
+        new = self.store.caller_hashes(caller_id, model.model_id, model.version, ci.since) - ci.keys.keys()
+        for image_hash, vector in sorted(self.store.vectors(list(new), model.model_id, model.version).items()):
+            ci.add(image_hash, vector)
         ci.since = started - CATCH_UP_OVERLAP
 
     def _start_saver(self) -> None:

@@ -110,14 +110,6 @@ class CompletedItem:
 
 
 @dataclass(frozen=True)
-class StoredEmbedding:
-    """One vector of an image a caller has sent."""
-
-    image_hash: str
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
 class CallerImage:
     """What a caller knows about one of its images: its latest finished request and the labels each model gave."""
 
@@ -195,13 +187,15 @@ class EmbeddingStore(Protocol):
         """Store a vector unless one is stored for this image and model version already."""
         ...
 
-    def get(self, image_hash: str, model_id: str, model_version: str) -> np.ndarray | None: ...
+    def vectors(self, image_hashes: Sequence[str], model_id: str, model_version: str) -> dict[str, np.ndarray]:
+        """The stored vectors of these images (those without one are absent)."""
+        ...
 
-    def caller_vectors(
+    def caller_hashes(
         self, caller_id: str, model_id: str, model_version: str, since: datetime | None = None
-    ) -> list[StoredEmbedding]:
-        """Vectors of the images the caller has finished requests for (any model); with `since`, only those whose
-        request finished or whose vector was stored at or after it (a superset of what changed since)."""
+    ) -> set[str]:
+        """The images with a vector that the caller has finished requests for (any model); with `since`, only those
+        whose request finished or whose vector was stored at or after it (a superset of what changed since)."""
         ...
 
     def caller_images(self, caller_id: str, image_hashes: Sequence[str]) -> dict[str, CallerImage]:
@@ -256,5 +250,5 @@ class Store(Protocol):
 
 __all__ = [
     "ApiKey", "BatchStore", "BatchSummary", "CallerImage", "CompletedItem", "EmbeddingStore", "FinishedRequest",
-    "KeyStore", "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore", "Store", "StoredEmbedding",
+    "KeyStore", "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore", "Store",
 ]  # fmt: skip

@@ -135,8 +135,8 @@ class StoreContract:
         )
         # A replay with another vector changes nothing: an image's vector through one version is written once.
         store.requests.complete([CompletedItem(ids[0], "m", "1", "ha", [], None, False, embedding=c)])
-        assert np.array_equal(store.embeddings.get("ha", "m", "1"), a)
-        assert store.embeddings.get("ha", "m", "2") is None
+        assert np.array_equal(store.embeddings.vectors(["ha"], "m", "1")["ha"], a)
+        assert store.embeddings.vectors(["ha"], "m", "2") == {}
         # Bob's sync request of image hb (another model) and of his own image hc.
         finished = [
             FinishedRequest(NewRequest(rid, "bob", model, image_hash=h), CompletedItem(rid, model, "1", h, [], None,
@@ -144,13 +144,14 @@ class StoreContract:
             for rid, model, h, e in (("r-b1", "other", "hb", None), ("r-b2", "m", "hc", c))
         ]  # fmt: skip
         store.requests.insert_finished(finished)
-        alice = {e.image_hash: e.vector for e in store.embeddings.caller_vectors("alice", "m", "1")}
-        bob = {e.image_hash: e.vector for e in store.embeddings.caller_vectors("bob", "m", "1")}
-        assert set(alice) == {"ha", "hb"} and np.array_equal(alice["hb"], b)
-        assert set(bob) == {"hb", "hc"}  # he sent hb too, for another model: it is his image as well
-        assert store.embeddings.caller_vectors("carol", "m", "1") == []
+        assert store.embeddings.caller_hashes("alice", "m", "1") == {"ha", "hb"}
+        assert store.embeddings.caller_hashes("bob", "m", "1") == {"hb", "hc"}  # he sent hb too, for another model
+        assert store.embeddings.caller_hashes("carol", "m", "1") == set()
+        assert store.embeddings.caller_hashes("alice", "m", "2") == set()
         later = datetime.now(UTC) + timedelta(minutes=1)
-        assert store.embeddings.caller_vectors("alice", "m", "1", since=later) == []
+        assert store.embeddings.caller_hashes("alice", "m", "1", since=later) == set()
+        vectors = store.embeddings.vectors(["ha", "hb", "hc", "nope"], "m", "1")
+        assert set(vectors) == {"ha", "hb", "hc"} and np.array_equal(vectors["hb"], b)
         images = store.embeddings.caller_images("bob", ["ha", "hb", "hc"])
         assert set(images) == {"hb", "hc"} and images["hb"].request_id == "r-b1"
         assert store.embeddings.caller_images("alice", ["hb"])["hb"].labels == {"m": [{"label": "x", "score": 0.9}]}

@@ -12,7 +12,9 @@ from sqlalchemy import Connection, or_, select
 
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql.database import Database, now
-from transforms.store import CallerImage, CompletedItem, StoredEmbedding
+from transforms.store import CallerImage, CompletedItem
+
+CHUNK = 500  # image hashes per IN list (well under SQLite's bound-parameter limit)
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -52,21 +54,26 @@ class SqlEmbeddings:
         with self.db.engine.begin() as conn:
             insert_embeddings(conn, self.db, [item], now())
 
-    def get(self, image_hash: str, model_id: str, model_version: str) -> np.ndarray | None:
+    def vectors(self, image_hashes: Sequence[str], model_id: str, model_version: str) -> dict[str, np.ndarray]:
         e = t.image_embeddings
-        q = select(e.c.vector).where(
-            e.c.image_hash == image_hash, e.c.model_id == model_id, e.c.model_version == model_version
-        )
+        wanted = sorted(set(image_hashes))
+        out: dict[str, np.ndarray] = {}
         with self.db.engine.connect() as conn:
-            blob = conn.execute(q).scalar()
-        return None if blob is None else from_blob(blob)
+            for start in range(0, len(wanted), CHUNK):
+                q = select(e.c.image_hash, e.c.vector).where(
+                    e.c.image_hash.in_(wanted[start : start + CHUNK]),
+                    e.c.model_id == model_id,
+                    e.c.model_version == model_version,
+                )
+                out.update((h, from_blob(v)) for h, v in conn.execute(q))
+        return out
 
-    def caller_vectors(
+    def caller_hashes(
         self, caller_id: str, model_id: str, model_version: str, since: datetime | None = None
-    ) -> list[StoredEmbedding]:
+    ) -> set[str]:
         r, e = t.inference_requests, t.image_embeddings
         q = (
-            select(e.c.image_hash, e.c.vector)
+            select(e.c.image_hash)
             .distinct()
             .select_from(r.join(e, e.c.image_hash == r.c.image_hash))
             .where(
@@ -79,7 +86,7 @@ class SqlEmbeddings:
         if since is not None:
             q = q.where(or_(r.c.completed_at >= since, e.c.created_at >= since))
         with self.db.engine.connect() as conn:
-            return [StoredEmbedding(h, from_blob(v)) for h, v in conn.execute(q)]
+            return set(conn.execute(q).scalars())
 
     def caller_images(self, caller_id: str, image_hashes: Sequence[str]) -> dict[str, CallerImage]:
         if not image_hashes:
