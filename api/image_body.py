@@ -15,18 +15,23 @@ from transforms.stages import StageTimer
 
 BATCH_HINT = "Send larger images to POST /v1/recognize/batch."
 Body = TypeVar("Body", bound=BaseModel)
+FILE_PARTS = ("file", "image")  # the image's multipart part, and its older alias
 
 
-def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of an endpoint that takes `model` as JSON, or its fields as multipart with a `file`
-    part in place of `image_data`."""
+def openapi_body(model: type[BaseModel], sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that takes `model` as JSON, or its fields as multipart with exactly one
+    of `sources` (field name -> schema; `file` is an uploaded part) in place of `image_data`."""
     schema = model.model_json_schema()
-    fields = {name: spec for name, spec in schema["properties"].items() if name != "image_data"}
-    multipart = {
-        "type": "object",
-        "required": schema.get("required", []),
-        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+    fields = {
+        name: spec for name, spec in schema["properties"].items() if name not in {"image_data", *sources}
     }
+
+    def form(source: str, source_schema: dict[str, Any]) -> dict[str, Any]:
+        required = [source, *(n for n in schema.get("required", []) if n in fields)]
+        properties = {source: source_schema, **fields}
+        return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+    multipart = {"oneOf": [form(name, spec) for name, spec in sources.items()]}
     return {
         "requestBody": {
             "required": True,
@@ -47,8 +52,17 @@ async def parse_body(request: Request, model: type[Body], max_bytes: int) -> tup
     if content_type.startswith("multipart/form-data"):
         names = [name for name in model.model_fields if name != "image_data"]
         form = await request.form(max_files=1, max_fields=len(names))
-        upload = form.get("file") or form.get("image")
-        data = await upload.read() if upload is not None and hasattr(upload, "read") else None
+        unknown = sorted(set(form) - {*names, *FILE_PARTS})
+        if unknown:
+            raise RecognitionError(
+                "invalid_request", f"{unknown[0]}: unexpected form field; send only {', '.join(names)} and a file part",
+                http_status=422,
+            )
+        upload = form.get(FILE_PARTS[0], form.get(FILE_PARTS[1]))
+        if upload is None or isinstance(upload, str):
+            data = None if upload is None else _field_bytes(upload)
+        else:
+            data = await upload.read()
         fields = {k: form[k] for k in names if k in form and form[k] != ""}
         try:
             return model.model_validate(fields), data
@@ -58,6 +72,22 @@ async def parse_body(request: Request, model: type[Body], max_bytes: int) -> tup
         return model.model_validate_json(await request.body()), None
     except ValidationError as exc:
         raise invalid(exc) from exc
+
+
+def _field_bytes(value: str) -> bytes:
+    """The bytes of a file part sent without a filename, which Starlette hands over as text.
+
+    Starlette decodes such a part as UTF-8, or as Latin-1 when it is not valid UTF-8; that is reversible: bytes
+    that Latin-1 gives back and that are not valid UTF-8 must have come that way, anything else was UTF-8.
+    """
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return value.encode("utf-8")
 
 
 def invalid(exc: ValidationError) -> RecognitionError:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-from transforms.batch_submission import BatchItem
+from transforms.batch_submission import BASE64, URL_SCHEMA, BatchItem
 from transforms.similarity import Match
 
 
@@ -80,10 +80,24 @@ class RecognizeResponse(BaseModel):
     )
 
 
+IMAGE_HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_NONE = {"type": "null"}
+# Exactly one query: an image by URL or as base64, or the hash of one of the caller's images.
+ONE_QUERY = {
+    "oneOf": [
+        {"properties": {"image_url": URL_SCHEMA, "image_data": _NONE, "image_hash": _NONE}, "required": ["image_url"]},
+        {"properties": {"image_data": {"type": "string", "pattern": BASE64}, "image_url": _NONE, "image_hash": _NONE},
+         "required": ["image_data"]},
+        {"properties": {"image_hash": IMAGE_HASH, "image_url": _NONE, "image_data": _NONE},
+         "required": ["image_hash"]},
+    ]
+}  # fmt: skip
+
+
 class SearchRequest(BaseModel):
     """JSON body of POST /v1/search/similar: exactly one of `image_url`, `image_data` and `image_hash`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=ONE_QUERY)
 
     image_url: str | None = Field(None, max_length=4096, description="http(s) URL of the image.")
     image_data: str | None = Field(None, description="The image bytes, base64-encoded.")
@@ -105,7 +119,10 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[BatchItem] = Field(min_length=1)
-    callback_url: str | None = Field(None, max_length=4096, description="Webhook called when the batch ends.")
+    callback_url: str | None = Field(
+        None, max_length=4096, description="Webhook called when the batch ends.",
+        json_schema_extra={"anyOf": [URL_SCHEMA, {"type": "null"}]},
+    )
 
 
 class RejectedItem(BaseModel):

@@ -7,15 +7,46 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
-from api.image_body import check_one_source, image_bytes, openapi_body, parse_body
+from api.auth import api_key
+from api.image_body import check_one_source, image_bytes, parse_body
 from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse, SimilarImage, embedding_out
+from transforms.batch_submission import THRESHOLD, URL_SCHEMA
 from transforms.stages import StageTimer
+from transforms.store import ApiKey
 from transforms.thresholds import validate_threshold
 
 router = APIRouter(tags=["recognize"])
 
-_OPENAPI_BODY = openapi_body(RecognizeRequest)
+
+def _form_fields(source: str, source_schema: dict) -> dict:
+    """The multipart form with one image source."""
+    return {
+        "type": "object",
+        "required": [source, "model_id"],
+        "additionalProperties": False,
+        "properties": {
+            source: source_schema,
+            "model_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "confidence_threshold": THRESHOLD["anyOf"][0],
+            "min_label_count": {"type": "integer", "minimum": 0, "maximum": 100},
+            "near_duplicates": {"type": "boolean"},
+        },
+    }
+
+
+_OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": RecognizeRequest.model_json_schema()},
+            "multipart/form-data": {
+                # Exactly one image source: an uploaded file, or a URL.
+                "schema": {"oneOf": [_form_fields("file", {"type": "string", "format": "binary"}),
+                                     _form_fields("image_url", URL_SCHEMA)]}
+            },
+        },
+    }
+}  # fmt: skip
 
 
 @router.post(
@@ -23,12 +54,20 @@ _OPENAPI_BODY = openapi_body(RecognizeRequest)
     response_model=RecognizeResponse,
     response_model_exclude_none=True,
     openapi_extra=_OPENAPI_BODY,
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)},
     summary="Recognise one image synchronously",
 )
-async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]) -> RecognizeResponse:
+async def recognize(request: Request, key: Annotated[ApiKey, Depends(api_key)]) -> RecognizeResponse:
     """Run one image (under the sync size limit) through `model_id` and answer with its labels (and its vector for
-    an embedding model; with `near_duplicates`, the caller's earlier images that look the same)."""
+    an embedding model; with `near_duplicates`, the caller's earlier images that look the same).
+
+    Admission first: 429 over the key's rate or concurrency limit, 503 `overloaded` when the process is full.
+    """
+    async with request.app.state.admission.sync_request(key):
+        return await _recognize(request, key.caller_id)
+
+
+async def _recognize(request: Request, caller: str) -> RecognizeResponse:
     services = request.app.state.services
     timer: StageTimer = request.state.stages
     timer.path = "sync"  # until the cache answers (sync_hit / sync_miss); sync_error for a 4xx/5xx

@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
+from api.auth import api_key
 from api.image_body import check_one_source, image_bytes, openapi_body, parse_body
-from api.schemas import ErrorResponse, SearchRequest, SearchResponse, SimilarImage
+from api.schemas import IMAGE_HASH, ErrorResponse, SearchRequest, SearchResponse, SimilarImage
+from transforms.batch_submission import URL_SCHEMA
 from transforms.recognizer import Embedded
 from transforms.stages import StageTimer
+from transforms.store import ApiKey
 
 router = APIRouter(tags=["search"])
 
@@ -20,13 +22,24 @@ router = APIRouter(tags=["search"])
     "/v1/search/similar",
     response_model=SearchResponse,
     response_model_exclude_none=True,
-    openapi_extra=openapi_body(SearchRequest),
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)},
+    openapi_extra=openapi_body(
+        SearchRequest,
+        {"file": {"type": "string", "format": "binary"}, "image_url": URL_SCHEMA, "image_hash": IMAGE_HASH},
+    ),
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)},
     summary="Find your earlier images most similar to an image",
 )
-async def search_similar(request: Request, caller: Annotated[str, Depends(caller_id)]) -> SearchResponse:
+async def search_similar(request: Request, key: Annotated[ApiKey, Depends(api_key)]) -> SearchResponse:
     """Embed the image (or look up the vector of `image_hash`, one of your images) and answer your `k` most similar
-    earlier images by cosine similarity, best first. Only your own images are searched."""
+    earlier images by cosine similarity, best first. Only your own images are searched.
+
+    Admitted like a recognition (it may run the embedding model): 429 over the key's limits, 503 when full.
+    """
+    async with request.app.state.admission.sync_request(key):
+        return await _search(request, key.caller_id)
+
+
+async def _search(request: Request, caller: str) -> SearchResponse:
     services = request.app.state.services
     ports = services.ports
     timer: StageTimer = request.state.stages
