@@ -32,7 +32,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.bench_batch import MODEL_ID, PORT_FIELDS, base_photos
+from benchmarks.bench_batch import MODEL_ID, base_photos
+from benchmarks.common import PORT_FIELDS
 from runners.stack.ports import free_ports
 from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
@@ -179,7 +180,12 @@ def main(argv: list[str] | None = None) -> None:
         load_before = os.getloadavg()
         start = process_usage(stack)
         rec.began = time.monotonic()
+        # Memory a minute in as well: JVMs and caches grow while they warm up; a leak keeps growing after that.
+        warm: dict[str, dict[str, int]] = {}
+        sampler = threading.Timer(min(60.0, args.minutes * 30), lambda: warm.update(process_usage(stack)))
+        sampler.start()
         run_load(stack.settings.api_url, key, args, rec)
+        sampler.cancel()
         end = process_usage(stack)
         load_after = os.getloadavg()
         restarts = {row["name"]: row["restarts"] for row in stack.status()}
@@ -193,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         "errors": len(rec.errors),
         "first_errors": rec.errors[:20],
         "per_minute": per_minute(rec),
-        "processes": {name: {"start": start.get(name), "end": end.get(name)} for name in start},
+        "processes": {name: {"start": start.get(name), "after_1_min": warm.get(name), "end": end.get(name)}
+                      for name in start},
         "restarts": restarts,
         "load_average_1_5_15": {"start": [round(x, 1) for x in load_before], "end": [round(x, 1) for x in load_after]},
     }
@@ -201,11 +208,13 @@ def main(argv: list[str] | None = None) -> None:
           f"(load average {report['load_average_1_5_15']['start'][0]} -> {report['load_average_1_5_15']['end'][0]})")
     for kind, minutes in report["per_minute"].items():
         print(f"{kind:<13} " + " ".join(f"{m['p99_ms']:>7.0f}" for m in minutes) + "   (P99 ms per minute)")
-    print(f"{'component':<18} {'RSS MiB start':>14} {'RSS MiB end':>12} {'fds start':>10} {'fds end':>8}")
+    print(f"{'component':<18} {'RSS MiB start':>14} {'at 1 min':>9} {'end':>6} {'fds start':>10} {'at 1 min':>9} "
+          f"{'end':>5}")
+    none = {"rss_kib": 0, "open_fds": 0}
     for name, usage in report["processes"].items():
-        s, e = usage["start"], usage["end"] or {"rss_kib": 0, "open_fds": 0}
-        print(f"{name:<18} {s['rss_kib'] / 1024:>14.0f} {e['rss_kib'] / 1024:>12.0f} {s['open_fds']:>10} "
-              f"{e['open_fds']:>8}")
+        s, w, e = usage["start"], usage["after_1_min"] or none, usage["end"] or none
+        print(f"{name:<18} {s['rss_kib'] / 1024:>14.0f} {w['rss_kib'] / 1024:>9.0f} {e['rss_kib'] / 1024:>6.0f} "
+              f"{s['open_fds']:>10} {w['open_fds']:>9} {e['open_fds']:>5}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "soak.json").write_text(json.dumps(report, indent=2))
 

@@ -3,7 +3,9 @@
 Each run: a private stack on free ports under a new temporary root, `Stack.up()` (services, job submitted and
 ready, API), then at once one batch of `--items` distinct JPEGs through the API, polled until it ends or
 `--timeout` passes. Prints, per run, the stack start-up, the batch's time to done (or STALLED with the per-state
-counts) and keeps the Flink logs of a stalled run under var/bench/warmup-stall-<n>/. Writes var/bench/warmup.json.
+counts) and keeps the Flink logs of a stalled run under var/bench/warmup-stall-<n>/. A stack that does not come up
+(a component not ready in time on a loaded machine) is counted apart: it says nothing about the first batch.
+Writes var/bench/warmup.json.
 
     .venv/bin/python -m benchmarks.warmup_runs --runs 10
 """
@@ -20,6 +22,7 @@ import time
 from benchmarks.bench_batch import MODEL_ID, base_photos
 from benchmarks.common import OUT_DIR, load_average, private_stack, write_report
 from runners.api_client import ApiClient
+from runners.stack.components.base import ComponentError
 from transforms.adapters.sql import SqlStore
 
 
@@ -29,9 +32,12 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
     report: dict = {"run": index, "load_avg_start": load_average()}
     with private_stack() as stack:  # up() starts every component
         began = time.monotonic()
-        stack.up()
+        try:
+            stack.up()
+        except ComponentError as exc:  # the stack never came up (a loaded machine): no warm-up batch to judge
+            return report | {"done": None, "stack_error": str(exc).splitlines()[0]}
         if stack.notes:
-            raise RuntimeError("; ".join(stack.notes))
+            return report | {"done": None, "stack_error": "; ".join(stack.notes)}
         report["stack_up_s"] = round(time.monotonic() - began, 1)
         store = SqlStore.from_url(stack.settings.database_url)
         client = ApiClient(stack.settings.api_url, store.keys.create("warm-up"), timeout_s=60)
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     finished = [r for r in reports if r["done"]]
     times = sorted(r["batch_s"] for r in finished)
     summary = {"runs": len(reports), "finished": len(finished),
+               "stalled": sum(r["done"] is False for r in reports),
+               "stack_failed": sum(r["done"] is None for r in reports),
                "batch_s_median": times[len(times) // 2] if times else None, "batch_s_max": times[-1] if times else None}
     print(json.dumps(summary))
     write_report("warmup", {"summary": summary, "runs": reports})

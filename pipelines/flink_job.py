@@ -64,6 +64,7 @@ def job_config(settings: Settings) -> Configuration:
     config.set_string("restart-strategy.type", "exponential-delay")
     config.set_string("restart-strategy.exponential-delay.initial-backoff", "1 s")
     config.set_string("restart-strategy.exponential-delay.max-backoff", "30 s")
+    config.set_string("restart-strategy.exponential-delay.backoff-multiplier", "2.0")  # Flink 2's default is 1.5
     return config
 
 

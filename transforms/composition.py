@@ -23,6 +23,7 @@ from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.redis import RedisClient, RedisResultCache, RedisRouteStore, redis_client
 from transforms.adapters.sql import SqlStore, upgrade
 from transforms.adapters.triton import TritonBackend
+from transforms.adapters.usearch import UsearchFactory
 from transforms.backends.base import InferenceBackend
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue
 from transforms.batch_submission import BatchSubmitter
@@ -148,6 +149,7 @@ def build_ports(settings: Settings) -> Ports:
         blobs=make_blob_store(settings),
         fetcher=HttpImageFetcher(settings),
         answers=make_result_publisher(settings),
+        vectors=UsearchFactory(settings.similarity_index_dtype),
     )
 
 

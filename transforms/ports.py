@@ -17,7 +17,9 @@ from transforms.raw_outputs import RawOutputWriter
 from transforms.results import ItemResult, ResultPublisher
 from transforms.routing import VersionRouter
 from transforms.settings import Settings
+from transforms.similarity import SimilarityIndex
 from transforms.store import FinishedRequest, Store
+from transforms.vector_index import VectorIndexFactory
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Ports:
     backend: InferenceBackend
     blobs: BlobStore
     fetcher: ImageFetcher
+    vectors: VectorIndexFactory
     answers: ResultPublisher | None = None  # the sync path's answers to the results topic; None: not written
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
 
@@ -74,6 +77,12 @@ class Ports:
         return BackgroundWriter("sync_answers", self.answers.publish, max_batch=500, linger_s=0.02)
 
     @cached_property
+    def similarity(self) -> SimilarityIndex:
+        """The per-caller similarity indexes (loaded on first use, saved in the background)."""
+        interval = self.settings.similarity_save_interval_s
+        return SimilarityIndex(self.store.embeddings, self.blobs, self.vectors, interval)
+
+    @cached_property
     def processing_marks(self) -> BackgroundWriter[str]:
         """pending -> processing marks of batch requests, written in the background: a mark only moves a pending
         request forward (never a done one back), so it may land after the result without harm."""
@@ -81,7 +90,7 @@ class Ports:
 
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""
-        for writer in ("raw_outputs", "finished_requests", "processing_marks", "sync_answers"):
+        for writer in ("raw_outputs", "finished_requests", "processing_marks", "sync_answers", "similarity"):
             if self.__dict__.get(writer) is not None:  # only those started
                 self.__dict__[writer].close()
         if self.answers is not None:

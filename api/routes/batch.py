@@ -17,6 +17,7 @@ from api.schemas import (
     ErrorBody,
     ErrorResponse,
     RejectedItem,
+    embedding_out,
 )
 from transforms.batch_submission import Submission
 from transforms.errors import RecognitionError
@@ -103,7 +104,11 @@ def batch_status(
 
 def _item(row: dict) -> BatchItemResult:
     """A row of `batches.results` (request, result, error columns) as the API shows an item."""
-    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error_body(row)})
+    vector = row["embedding"]
+    embedding = None if vector is None else embedding_out(vector)
+    return BatchItemResult.model_validate(
+        {**row, "index": row["item_index"], "error": error_body(row), "embedding": embedding}
+    )
 
 
 def error_body(row: dict) -> ErrorBody | None:
