@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from transforms.backends.base import InferenceUnavailable
 from transforms.handlers.base import Label
 from transforms.inference import infer_images
 from transforms.intake import decode_image, sha256_hex
+from transforms.model_metrics import observe_answer, observe_error
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
 from transforms.stages import StageTimer
@@ -60,6 +62,7 @@ class Recognizer:
         """
         timer = timer or StageTimer()
         submitted_at = datetime.now(UTC)
+        started = time.perf_counter()
         with timer.stage("route"):
             model = self.ports.model_for(model_id)
             version = model.version
@@ -85,14 +88,20 @@ class Recognizer:
             try:
                 prediction = infer_images(model, self.ports.handler(model), self.ports.backend, [image], timer)[0]
             except InferenceUnavailable as exc:
+                observe_error(model_id, version, "backend_unavailable")
                 failed = FinishedRequest(
                     request, None, "backend_unavailable", str(exc), submitted_at, datetime.now(UTC)
                 )
                 self.ports.finished_requests.submit(failed)
                 raise
+            except Exception:
+                observe_error(model_id, version, "inference_failed")
+                raise
             labels = prediction.labels
             with timer.stage("raw_output"):
                 raw_uri = self.ports.raw_outputs.submit(raw_key(model_id, version, image_hash), prediction.raw)
+                if self.ports.settings.keep_sync_images:  # what a warm promotion reads again
+                    request = replace(request, image_uri=self.ports.kept_images.submit_image(image_hash, data))
             with timer.stage("cache_put"):
                 self.ports.cache.put(image_hash, model_id, version, labels)
         with timer.stage("threshold"):
@@ -101,4 +110,5 @@ class Recognizer:
             done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
             finished = FinishedRequest(request, done, None, None, submitted_at, datetime.now(UTC))
             self.ports.finished_requests.submit(finished)
+        observe_answer(model_id, version, labels, cache_hit, time.perf_counter() - started)
         return Recognition(request_id, model_id, version, kept, applied, cache_hit, image_hash)

@@ -66,23 +66,7 @@ class SqlStore:
     # --- model registry ---
     def seed_registry(self, models: Iterable[ModelVersion]) -> None:
         """Insert registry rows that are not there yet (existing rows, e.g. promotions, are kept)."""
-        rows = [
-            {
-                "model_id": m.model_id,
-                "version": m.version,
-                "handler": m.handler,
-                "artifact_s3_path": m.artifact_uri,
-                "framework": m.framework,
-                "input_shape": list(m.input_shape),
-                "default_confidence_threshold": m.default_confidence_threshold,
-                "min_label_count": m.min_label_count,
-                "is_active": m.is_active,
-                "canary_weight": m.canary_weight,
-                "extra": m.extra,
-                "created_at": now(),
-            }
-            for m in models
-        ]
+        rows = [model_version_row(m) for m in models]
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(self._dialect.insert(t.model_registry).on_conflict_do_nothing(), rows)
@@ -93,7 +77,7 @@ class SqlStore:
         if model_id is not None:
             q = q.where(t.model_registry.c.model_id == model_id)
         with self.engine.connect() as conn:
-            return [_model_version(r._mapping) for r in conn.execute(q)]
+            return [model_version_from_row(r._mapping) for r in conn.execute(q)]
 
     def set_route(self, model_id: str, active: str, canary: str | None = None, canary_weight: float = 0.0) -> None:
         """Make `active` the active version and `canary` (if any) the canary with `canary_weight`."""
@@ -483,7 +467,25 @@ def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
     }
 
 
-def _model_version(m: Any) -> ModelVersion:
+def model_version_row(m: ModelVersion) -> dict[str, Any]:
+    """A registry row's columns (the lifecycle's own columns keep their defaults)."""
+    return {
+        "model_id": m.model_id,
+        "version": m.version,
+        "handler": m.handler,
+        "artifact_s3_path": m.artifact_uri,
+        "framework": m.framework,
+        "input_shape": list(m.input_shape),
+        "default_confidence_threshold": m.default_confidence_threshold,
+        "min_label_count": m.min_label_count,
+        "is_active": m.is_active,
+        "canary_weight": m.canary_weight,
+        "extra": m.extra,
+        "created_at": now(),
+    }
+
+
+def model_version_from_row(m: Any) -> ModelVersion:
     return ModelVersion(
         model_id=m["model_id"],
         version=m["version"],
