@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
-from api.routes import batch, health, recognize
+from api.routes import batch, health, models, recognize
 from transforms.composition import build_services
 from transforms.keys import CallerKeys
 from transforms.settings import Settings
@@ -43,4 +43,5 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognize.router)
     app.include_router(batch.router)
+    app.include_router(models.router)
     return app

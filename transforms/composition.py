@@ -33,6 +33,7 @@ from transforms.cache import MemoryResultCache, ResultCache
 from transforms.catalog import ModelCatalog
 from transforms.handlers import HANDLERS, get_handler
 from transforms.handlers.base import ModelVersion
+from transforms.lifecycle.directory import ModelDirectory
 from transforms.lifecycle.evaluation import Evaluator
 from transforms.lifecycle.ports import ModelRepository
 from transforms.lifecycle.registration import Registrar
@@ -169,6 +170,7 @@ class Services:
     recognizer: Recognizer
     batches: BatchSubmitter
     webhooks: WebhookDispatcher
+    models: ModelDirectory
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -232,6 +234,7 @@ def build_services(settings: Settings) -> Services:
         recognizer=Recognizer(ports),
         batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue, ports.fetcher),
         webhooks=WebhookDispatcher(settings, ports.store, HttpWebhookSender(settings)),
+        models=ModelDirectory(lifecycle_store(ports), ports.handler),
         workers=workers,
     )
 
@@ -257,6 +260,12 @@ class LifecycleKit:
         self.ports.close()
 
 
+def lifecycle_store(ports: Ports) -> SqlLifecycleStore:
+    """The lifecycle tables, beside the registry on the store's own engine."""
+    assert isinstance(ports.store, SqlStore)
+    return SqlLifecycleStore(ports.store.engine)
+
+
 def build_lifecycle(settings: Settings, converter: Converter | None = None) -> LifecycleKit:
     """Migrate and seed the registry, then wire the lifecycle: versions load into Triton (or in process, where the
     evaluation runs on the same sessions); a warm promotion needs the shared cache and the batch queue."""
@@ -264,8 +273,7 @@ def build_lifecycle(settings: Settings, converter: Converter | None = None) -> L
     migrate(settings.resolved_database_url)
     ports = build_ports(settings)
     ports.store.seed_registry(load_registry())
-    assert isinstance(ports.store, SqlStore)  # the lifecycle tables live beside the registry, on the same engine
-    store = SqlLifecycleStore(ports.store.engine)
+    store = lifecycle_store(ports)
     if settings.triton_url:
         repository = make_model_repository(settings)
         backend_name = "triton"

@@ -2,7 +2,8 @@
 that fit its family, agreement between the two, latency per image, and the gate's verdict.
 
 Both versions run through the serving back end (Triton, or ONNX Runtime in process) one image at a time,
-interleaved and repeated, so their latencies are measured under the same load; medians are reported.
+interleaved and repeated, so their latencies are measured under the same load; medians are reported, and the
+gated latency ratio is the median of paired ratios (same image, same round).
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class Evaluator:
         backend: InferenceBackend,
         handler_for: Callable[[ModelVersion], ModelHandler],
         backend_name: str,
-        repeats: int = 3,
+        repeats: int = 5,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self.clock = clock
         self.backend = backend
         self.handler_for = handler_for
         self.backend_name = backend_name
@@ -72,7 +75,7 @@ class Evaluator:
         """Metrics of the candidate (and of the active version), agreement, latency ratio and the verdict."""
         images = [item.image.decode() for item in eval_set.items]
         versions = [candidate] if baseline is None else [candidate, baseline]
-        runs = self._run(versions, images)
+        runs, ratio = self._run(versions, images)
         cand, base = runs[0], runs[1] if baseline is not None else None
         threshold = candidate.default_confidence_threshold
         quality = self._quality(eval_set, cand.predictions, threshold)
@@ -88,7 +91,6 @@ class Evaluator:
                 if eval_set.kind == "classification"
                 else detection_agreement(cand.predictions, base.predictions, threshold)
             )
-        ratio = cand.latency_ms / base.latency_ms if base and base.latency_ms > 0 else None
         verdict = judge(
             rules, quality, base_quality, ratio, agreement[AGREEMENT_KEY[eval_set.kind]] if agreement else None
         )
@@ -129,22 +131,30 @@ class Evaluator:
             return classification_quality(predictions, eval_set.expected_labels())
         return detection_quality(predictions, eval_set.expected_boxes(), threshold)
 
-    def _run(self, versions: list[ModelVersion], images: list) -> list[VersionRun]:
+    def _run(self, versions: list[ModelVersion], images: list) -> tuple[list[VersionRun], float | None]:
+        """Each version over every image: untimed once (sessions warm), then `repeats` timed rounds in which the
+        versions take turns going first. Returns the runs and the median of the paired latency ratios (candidate
+        over active, same image, same round): pairs measured a moment apart cancel the drift of a shared host."""
         handlers = [self.handler_for(v) for v in versions]
-        predictions: list[list[list[Label]]] = [[] for _ in versions]
-        times: list[list[list[float]]] = [[[] for _ in images] for _ in versions]
+        predictions = [
+            [infer_images(m, h, self.backend, [img])[0].labels for img in images]
+            for m, h in zip(versions, handlers, strict=True)
+        ]
+        times: list[list[float]] = [[] for _ in versions]
+        ratios = []
         for repeat in range(self.repeats):
             for i, image in enumerate(images):
-                for k, (model, handler) in enumerate(zip(versions, handlers, strict=True)):
-                    started = time.perf_counter()
-                    labels = infer_images(model, handler, self.backend, [image])[0].labels
-                    times[k][i].append((time.perf_counter() - started) * 1000)
-                    if repeat == 0:
-                        predictions[k].append(labels)
-        return [
-            VersionRun(v.version, predictions[k], median(median(per_image) for per_image in times[k]))
-            for k, v in enumerate(versions)
-        ]
+                order = range(len(versions)) if (repeat + i) % 2 == 0 else reversed(range(len(versions)))
+                took = {}
+                for k in order:
+                    started = self.clock()
+                    infer_images(versions[k], handlers[k], self.backend, [image])
+                    took[k] = (self.clock() - started) * 1000
+                    times[k].append(took[k])
+                if len(versions) == 2 and took[1] > 0:
+                    ratios.append(took[0] / took[1])
+        runs = [VersionRun(v.version, predictions[k], median(times[k])) for k, v in enumerate(versions)]
+        return runs, median(ratios) if ratios else None
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
