@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     with private_stack([*SERVICES, "api"]) as stack:
         startup_s = start_stack(stack)
         store = SqlStore.from_url(stack.settings.database_url)
-        client = ApiClient(stack.settings.api_url, store.create_api_key("bench-batch"), timeout_s=300)
+        client = ApiClient(stack.settings.api_url, store.keys.create("bench-batch"), timeout_s=300)
         store.close()
         try:
             warm = next(chunks([b + b"warm-up" for b in base_photos(args.size)], 32))

@@ -8,11 +8,13 @@ from runners.batch_cli import batch_app
 from runners.job_cli import job_app
 from runners.keys_cli import keys_app
 from runners.models_cli import models_app
+from runners.observability.cli import exporter
 from runners.serve_cli import serve
 from runners.stack.cli import stack_app
 
 app = typer.Typer(help="Image recognition service.", no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
+app.command("exporter")(exporter)
 app.add_typer(stack_app, name="stack")
 app.add_typer(models_app, name="models")
 app.add_typer(job_app, name="job")

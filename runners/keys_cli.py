@@ -32,7 +32,7 @@ def _store() -> Iterator[Store]:
 def create(caller: str = typer.Option(..., "--caller", help="The caller_id the key acts as.")) -> None:
     """Create an API key for CALLER and print it (only its hash is stored)."""
     with _store() as store:
-        typer.echo(store.create_api_key(caller))
+        typer.echo(store.keys.create(caller))
 
 
 @keys_app.command("list")
@@ -48,7 +48,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print the ke
                 "created_at": k.created_at.isoformat(),
                 "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
             }
-            for k in store.api_keys()
+            for k in store.keys.all()
         ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -66,11 +66,11 @@ def revoke(
 
     settings = get_settings()
     with _store() as store:
-        key = find_key(store.api_keys(), key_or_id)
+        key = find_key(store.keys.all(), key_or_id)
         if key is None:
             typer.secho("no API key has that value or id (see `imgrec keys list`)", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
-        if not store.revoke_api_key(key.key_hash):
+        if not store.keys.revoke(key.key_hash):
             typer.echo(f"{key_id(key.key_hash)} (caller {key.caller_id}) was already revoked")
             return
     typer.echo(

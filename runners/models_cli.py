@@ -56,12 +56,12 @@ def route(
     migrate(settings.resolved_database_url)
     store = open_store(settings)
     try:
-        store.seed_registry(load_registry())
-        known = {m.version for m in store.get_model_versions(model_id)}
+        store.registry.seed(load_registry())
+        known = {m.version for m in store.registry.versions(model_id)}
         for version in filter(None, (active, canary)):
             if version not in known:
                 raise typer.BadParameter(f"{model_id} has no version {version!r} (known: {sorted(known)})")
-        store.set_route(model_id, active, canary, weight)
+        store.registry.set_route(model_id, active, canary, weight)
         router = registry_router(settings, store)
         router.promote(model_id, active)
         entry = router.set_canary(model_id, canary, weight)

@@ -35,7 +35,7 @@ def api_client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]
     """A started app and the auth header of a fresh caller."""
     app = create_app(settings)
     with TestClient(app) as client:
-        key = app.state.services.store.create_api_key("tester")
+        key = app.state.services.store.keys.create("tester")
         yield client, {"Authorization": f"Bearer {key}"}
 
 

@@ -167,7 +167,7 @@ class BatchSteps:
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.ports.store.ensure_request(msg)
+        self.ports.store.requests.ensure([msg])
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
@@ -212,7 +212,7 @@ class BatchSteps:
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
         """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.ports.store.fail_request(msg.request_id, error.code, error.message, image_hash)
+        self.ports.store.requests.fail(msg.request_id, error.code, error.message, image_hash)
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -299,7 +299,7 @@ class BatchSteps:
                 )
             )
         with timer.stage("store"):
-            self.ports.store.complete_requests(completed)
+            self.ports.store.requests.complete(completed)
         timer.finish()
 
     # --- the whole path, for worker threads -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from transforms.fetch import ImageFetcher
 from transforms.intake import check_size, decode_base64, sniff_image
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
-from transforms.store import NewRequest, Store
+from transforms.store import NewBatch, NewRequest, Store
 from transforms.thresholds import validate_threshold
 
 log = logging.getLogger(__name__)
@@ -108,18 +108,17 @@ class BatchSubmitter:
             raise RecognitionError(
                 "no_valid_items", "No item of the batch is valid.", http_status=422, rejected=rejected
             )
-        backlog = self.store.pending_backlog()
-        self.store.create_batch(
-            batch_id, caller_id, [NewRequest.from_message(m) for m in accepted], callback_url, rejected
-        )
+        backlog = self.store.batches.pending_backlog()
+        batch = NewBatch(batch_id, caller_id, callback_url, rejected)
+        self.store.batches.create(batch, [NewRequest.from_message(m) for m in accepted])
         try:
             self.queue.publish(accepted)
         except QueueUnavailable as exc:
             # Nothing reached the queue, so the rows would never progress: fail them loudly instead.
             for m in accepted:
-                self.store.fail_request(m.request_id, "queue_unavailable", str(exc))
+                self.store.requests.fail(m.request_id, "queue_unavailable", str(exc))
             raise
-        rate = self.store.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
+        rate = self.store.batches.recent_throughput(window_s=300) or PRIOR_IMAGES_PER_S
         return SubmittedBatch(batch_id, len(accepted), rejected, round((backlog + len(accepted)) / rate, 1))
 
     def _image_uri(self, batch_id: str, index: int, item: BatchItem) -> str:

@@ -7,14 +7,14 @@ import time
 
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
-from transforms.store import Store
+from transforms.store import RegistryStore
 
 
 class ModelCatalog:
     """Looks up registry rows; a short TTL keeps the hot path off the database."""
 
-    def __init__(self, store: Store, ttl_s: float = 30.0) -> None:
-        self._store = store
+    def __init__(self, registry: RegistryStore, ttl_s: float = 30.0) -> None:
+        self._registry = registry
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._rows: dict[str, tuple[float, list[ModelVersion]]] = {}
@@ -25,7 +25,7 @@ class ModelCatalog:
             hit = self._rows.get(model_id)
             if hit and time.monotonic() - hit[0] < self._ttl_s:
                 return hit[1]
-        rows = self._store.get_model_versions(model_id)
+        rows = self._registry.versions(model_id)
         with self._lock:
             self._rows[model_id] = (time.monotonic(), rows)
         return rows

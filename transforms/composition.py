@@ -91,7 +91,7 @@ def make_router(
 
 def registry_router(settings: Settings, store: Store) -> VersionRouter:
     """The version router whose routes are filled straight from the store's registry table."""
-    return make_router(settings, lambda model_id: route_from_versions(store.get_model_versions(model_id)))
+    return make_router(settings, lambda model_id: route_from_versions(store.registry.versions(model_id)))
 
 
 def make_backend(settings: Settings) -> InferenceBackend:
@@ -144,7 +144,7 @@ def make_batch_queue(settings: Settings) -> BatchQueue:
 def build_ports(settings: Settings) -> Ports:
     """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`)."""
     store = open_store(settings)
-    catalog = ModelCatalog(store)
+    catalog = ModelCatalog(store.registry)
     client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool: cache and router
     return Ports(
         settings=settings,
@@ -184,13 +184,13 @@ class Services:
     def start(self) -> None:
         """Migrate, seed the registry, create the dev key where asked, and start the background workers."""
         migrate(self.settings.resolved_database_url)
-        self.store.seed_registry(load_registry())
+        self.store.registry.seed(load_registry())
         if not self.settings.auth_enabled:
             log.warning("authentication is OFF (IMGREC_AUTH_ENABLED=false): every request runs as 'anonymous'")
         elif self.settings.database_url is None:
-            key = self.settings.dev_api_key or self.store.create_api_key(DEV_CALLER)
-            if self.settings.dev_api_key and self.store.caller_for_key(key) is None:
-                self.store.add_api_key(DEV_CALLER, key)
+            key = self.settings.dev_api_key or self.store.keys.create(DEV_CALLER)
+            if self.settings.dev_api_key and self.store.keys.caller_for(key) is None:
+                self.store.keys.add(DEV_CALLER, key)
             log.warning("development API key (caller %r): %s", DEV_CALLER, key)
         self.webhooks.start()
         for worker in self.workers:
@@ -263,7 +263,7 @@ class LifecycleKit:
 def lifecycle_store(ports: Ports) -> SqlLifecycleStore:
     """The lifecycle tables, beside the registry on the store's own engine."""
     assert isinstance(ports.store, SqlStore)
-    return SqlLifecycleStore(ports.store.engine)
+    return SqlLifecycleStore(ports.store.db)
 
 
 def build_lifecycle(settings: Settings, converter: Converter | None = None) -> LifecycleKit:
@@ -272,7 +272,7 @@ def build_lifecycle(settings: Settings, converter: Converter | None = None) -> L
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.resolved_database_url)
     ports = build_ports(settings)
-    ports.store.seed_registry(load_registry())
+    ports.store.registry.seed(load_registry())
     store = lifecycle_store(ports)
     if settings.triton_url:
         repository = make_model_repository(settings)

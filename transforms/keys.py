@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
-from transforms.store import ApiKey
+from transforms.store import ApiKey, KeyStore
 
 KEY_ID_LENGTH = 12
 
@@ -32,15 +31,11 @@ def find_key(keys: Sequence[ApiKey], key_or_id: str) -> ApiKey | None:
     return next((k for k in keys if k.key_hash == wanted or key_id(k.key_hash) == key_or_id), None)
 
 
-class KeyLookup(Protocol):
-    def caller_for_key(self, key: str) -> str | None: ...
-
-
 class CallerKeys:
     """Resolves API keys to callers, remembering known keys briefly so a cache hit costs no database trip."""
 
-    def __init__(self, store: KeyLookup, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    def __init__(self, keys: KeyStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
         self._known: dict[str, tuple[float, str]] = {}
@@ -52,7 +47,7 @@ class CallerKeys:
 
     def lookup(self, key: str) -> str | None:
         """Ask the store (unknown and revoked keys: None) and remember a known key."""
-        caller = self.store.caller_for_key(key)
+        caller = self.keys.caller_for(key)
         if caller is not None:  # unknown keys are not remembered: nothing to fill memory with
             self._known[hash_key(key)] = (self.clock(), caller)
         return caller

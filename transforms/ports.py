@@ -64,7 +64,7 @@ class Ports:
         """Answered sync requests (request + result rows), written in batches in the background."""
         return BackgroundWriter(
             "request_rows",
-            self.store.insert_finished,
+            self.store.requests.insert_finished,
             max_batch=self.settings.request_rows_max_batch,
             linger_s=self.settings.request_rows_linger_ms / 1000,
         )
@@ -73,7 +73,7 @@ class Ports:
     def processing_marks(self) -> BackgroundWriter[str]:
         """pending -> processing marks of batch requests, written in the background: a mark only moves a pending
         request forward (never a done one back), so it may land after the result without harm."""
-        return BackgroundWriter("processing_marks", self.store.mark_processing, max_batch=1000, linger_s=0.05)
+        return BackgroundWriter("processing_marks", self.store.requests.mark_processing, max_batch=1000, linger_s=0.05)
 
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""

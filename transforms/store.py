@@ -1,4 +1,5 @@
-"""The `Store` port (requests, results, batches, registry, API keys, webhook outbox) and the records it moves.
+"""The `Store` port, one small store per resource (registry, keys, requests and results, batches, webhook
+outbox), and the records they move.
 
 The adapter is `transforms/adapters/sql/` (PostgreSQL in the stack, SQLite embedded). Every write of the batch
 path is idempotent on a natural key, so a replay after a restart changes nothing.
@@ -39,6 +40,16 @@ class BatchSummary:
         if self.failed_count == 0:
             return "done"
         return "failed" if self.completed_count == 0 else "partially_failed"
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """A batch row to create (its requests come with it)."""
+
+    batch_id: str
+    caller_id: str
+    callback_url: str | None
+    rejected: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -111,76 +122,97 @@ class FinishedRequest:
         return "done" if self.result is not None else "failed"
 
 
-class Store(Protocol):
-    """Relational persistence for the service, as the use cases and the API see it."""
+class RegistryStore(Protocol):
+    """The model registry: every version of every model, and which one is active or canary."""
 
-    def ping(self) -> bool: ...
+    def seed(self, models: Iterable[ModelVersion]) -> None: ...
 
-    def close(self) -> None: ...
-
-    # --- model registry ---
-    def seed_registry(self, models: Iterable[ModelVersion]) -> None: ...
-
-    def get_model_versions(self, model_id: str | None = None) -> list[ModelVersion]: ...
+    def versions(self, model_id: str | None = None) -> list[ModelVersion]: ...
 
     def set_route(
         self, model_id: str, active: str, canary: str | None = None, canary_weight: float = 0.0
     ) -> None: ...
 
-    # --- callers and API keys ---
-    def create_api_key(self, caller_id: str) -> str: ...
 
-    def add_api_key(self, caller_id: str, key: str) -> None: ...
+class KeyStore(Protocol):
+    """Callers, their API keys (only hashes) and their webhook secrets."""
 
-    def caller_for_key(self, key: str) -> str | None: ...
+    def create(self, caller_id: str) -> str: ...
 
-    def api_keys(self) -> list[ApiKey]: ...
+    def add(self, caller_id: str, key: str) -> None: ...
 
-    def revoke_api_key(self, key_hash: str) -> bool: ...
+    def caller_for(self, key: str) -> str | None: ...
+
+    def all(self) -> list[ApiKey]: ...
+
+    def revoke(self, key_hash: str) -> bool: ...
 
     def webhook_secret(self, caller_id: str) -> str | None: ...
 
-    # --- requests and results ---
-    def create_requests(self, requests: Sequence[NewRequest]) -> None: ...
 
-    def ensure_request(self, msg: BatchItemMessage) -> None: ...
+class RequestStore(Protocol):
+    """Requests and their results."""
+
+    def create(self, requests: Sequence[NewRequest]) -> None: ...
+
+    def ensure(self, msgs: Sequence[BatchItemMessage]) -> None: ...
 
     def mark_processing(self, request_ids: Sequence[str]) -> None: ...
 
-    def complete_requests(self, items: Sequence[CompletedItem]) -> None: ...
+    def complete(self, items: Sequence[CompletedItem]) -> None: ...
 
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
-    def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
+    def fail(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
 
-    def get_request(self, request_id: str) -> dict[str, Any] | None: ...
+    def get(self, request_id: str) -> dict[str, Any] | None: ...
 
-    # --- batches ---
-    def create_batch(
-        self,
-        batch_id: str,
-        caller_id: str,
-        requests: Sequence[NewRequest],
-        callback_url: str | None,
-        rejected: list[dict[str, Any]],
-    ) -> None: ...
 
-    def batch_summary(self, batch_id: str) -> BatchSummary | None: ...
+class BatchStore(Protocol):
+    """Batches and their progress."""
 
-    def batch_results(self, batch_id: str, offset: int, limit: int) -> list[dict[str, Any]]: ...
+    def create(self, batch: NewBatch, requests: Sequence[NewRequest]) -> None: ...
+
+    def summary(self, batch_id: str) -> BatchSummary | None: ...
+
+    def results(self, batch_id: str, offset: int, limit: int) -> list[dict[str, Any]]: ...
 
     def pending_backlog(self) -> int: ...
 
+    def unfinished(self) -> tuple[int, datetime | None]:
+        """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""
+        ...
+
     def recent_throughput(self, window_s: int) -> float | None: ...
 
-    # --- webhook outbox ---
-    def due_webhooks(self, limit: int = 20) -> list[dict[str, Any]]: ...
 
-    def record_webhook_attempt(
+class OutboxStore(Protocol):
+    """Completion webhooks waiting for delivery, and every attempt."""
+
+    def due(self, limit: int = 20) -> list[dict[str, Any]]: ...
+
+    def record_attempt(
         self, batch_id: str, status_code: int | None, error: str | None, delivered: bool, retry_in: timedelta | None
     ) -> None: ...
 
-    def webhook_attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
+    def attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
 
 
-__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]
+class Store(Protocol):
+    """Relational persistence, one small store per resource on one database."""
+
+    registry: RegistryStore
+    keys: KeyStore
+    requests: RequestStore
+    batches: BatchStore
+    outbox: OutboxStore
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+__all__ = [
+    "ApiKey", "BatchStore", "BatchSummary", "CompletedItem", "FinishedRequest", "KeyStore", "NewBatch", "NewRequest",
+    "OutboxStore", "RegistryStore", "RequestStore", "Store",
+]  # fmt: skip

@@ -15,7 +15,6 @@ from api.schemas import (
     BatchStatus,
     ErrorBody,
     ErrorResponse,
-    LabelOut,
     RejectedItem,
 )
 from transforms.errors import RecognitionError
@@ -60,13 +59,13 @@ def batch_status(
 ) -> BatchStatus:
     """Counts by state; once the batch has ended, one page of results in item order."""
     store = request.app.state.services.store
-    summary = store.batch_summary(batch_id)
+    summary = store.batches.summary(batch_id)
     if summary is None or summary.caller_id != caller:  # another caller's batch does not exist for you
         raise RecognitionError("batch_not_found", f"There is no batch {batch_id!r}.", http_status=404)
     status = summary.status
     results = next_offset = None
     if status not in ("pending", "processing"):
-        rows = store.batch_results(batch_id, offset, limit)
+        rows = store.batches.results(batch_id, offset, limit)
         results = [_item(r) for r in rows]
         if offset + len(rows) < summary.total_count:
             next_offset = offset + len(rows)
@@ -83,15 +82,6 @@ def batch_status(
 
 
 def _item(row: dict) -> BatchItemResult:
+    """A row of `batches.results` (request, result, error columns) as the API shows an item."""
     error = ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
-    return BatchItemResult(
-        request_id=row["request_id"],
-        index=row["item_index"],
-        status=row["status"],
-        model_id=row["model_id"],
-        model_version=row["model_version"],
-        labels=[LabelOut(**lbl) for lbl in row["labels"]] if row["labels"] is not None else None,
-        cache_hit=row["cache_hit"],
-        threshold_applied=row["threshold_applied"],
-        error=error,
-    )
+    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error})

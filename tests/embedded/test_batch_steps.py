@@ -27,7 +27,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory):
     )
     upgrade(settings.resolved_database_url)
     built = BatchSteps(build_ports(settings))
-    built.ports.store.seed_registry(load_registry())
+    built.ports.store.registry.seed(load_registry())
     yield built
     built.close()
 
@@ -104,7 +104,7 @@ def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> N
     # every batch. Replaying would stall the pipeline forever; the items fail with a code instead.
     tiny = next(m for m in load_registry() if m.model_id == "tiny-rgb")
     broken = dataclasses.replace(tiny, model_id="tiny-misfit", extra={**tiny.extra, "resize": 9, "crop": 9})
-    steps.ports.store.seed_registry([broken])
+    steps.ports.store.registry.seed([broken])
     uri = steps.ports.blobs.put("claims/misfit.jpg", photo_bytes("coffee", size=64))
     msg = BatchItemMessage(request_id="misfit-0", caller_id="producer", model_id="tiny-misfit", image_uri=uri)
     assert steps.run([msg]) == []

@@ -59,7 +59,7 @@ def test_two_hundred_photos_with_repeats_end_to_end_with_signed_webhook(job, tmp
         repeat = wait_batch_done(client, headers, second)["results"]
         assert all(r["cache_hit"] for r in repeat)
         assert [r["labels"] for r in repeat] == [by_image[img][0]["labels"] for img in distinct[::2]]
-        secret = client.app.state.services.store.webhook_secret("tester")
+        secret = client.app.state.services.store.keys.webhook_secret("tester")
     headers_in, body = received.deliveries[0]
     expected_sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers_in["x-signature"], expected_sig)

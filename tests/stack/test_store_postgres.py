@@ -26,7 +26,7 @@ def database(postgres_url: str) -> str:
 @pytest.fixture
 def store(database: str) -> Iterator[SqlStore]:
     s = SqlStore.from_url(database)
-    s.seed_registry([MODEL])
+    s.registry.seed([MODEL])
     yield s
     s.close()
 

@@ -21,7 +21,7 @@ def status(ports: Ports, request_id: str) -> tuple[str, str | None]:
     """A request's state once the background writers have written what was handed to them."""
     ports.processing_marks.flush()
     ports.raw_outputs.flush()
-    row = ports.store.get_request(request_id)
+    row = ports.store.requests.get(request_id)
     assert row is not None
     return row["status"], row["error_code"]
 
@@ -47,7 +47,7 @@ def test_each_item_keeps_its_own_threshold(ports: Ports) -> None:
         [message("t-0", red, confidence_threshold=0.0), message("t-1", red, confidence_threshold=0.99,
                                                                  min_label_count=0)]
     )
-    everything, nothing = (ports.store.get_request(f"t-{i}") for i in range(2))
+    everything, nothing = (ports.store.requests.get(f"t-{i}") for i in range(2))
     assert everything is not None and nothing is not None
     assert [label["label"] for label in everything["labels"]] == ["red", "green", "blue"]
     assert nothing["labels"] == [] and nothing["threshold_applied"] == 0.99

@@ -52,7 +52,7 @@ class RecordingRepository:
 
 @pytest.fixture
 def kit(ports: Ports) -> tuple[ModelLifecycle, SqlLifecycleStore, RecordingRepository]:
-    store = SqlLifecycleStore(ports.store.engine)  # type: ignore[attr-defined]
+    store = SqlLifecycleStore(ports.store.db)  # type: ignore[attr-defined]
     repository = RecordingRepository()
     ticks = iter(range(10**6))  # every image takes one "millisecond" in every version: latency is not the point here
     evaluator = Evaluator(ports.backend, ports.handler, "fake", repeats=1, clock=lambda: next(ticks) / 1000)
@@ -225,7 +225,7 @@ def test_warm_up_runs_the_popular_images_through_the_batch_path(ports: Ports, tm
     from tests.unit.fakes import png
 
     v2 = replace(find(TINY), version="2", is_active=False)
-    ports.store.seed_registry([v2])
+    ports.store.registry.seed([v2])
     images = {name: png(rgb) for name, rgb in (("r", (250, 0, 0)), ("g", (0, 250, 0)), ("b", (0, 0, 250)))}
     from transforms.intake import sha256_hex
 
@@ -253,7 +253,7 @@ def test_warm_up_runs_the_popular_images_through_the_batch_path(ports: Ports, tm
     labels = ports.cache.get_many([CacheKey(p.image_hash, TINY, "2") for p in popular[:3]])
     assert [lbls[0].label for lbls in labels if lbls] == ["red", "green", "blue"]
     assert {m.model_version for m in published} == {"2"}  # pinned, not routed (v1 is the active version)
-    row = ports.store.get_request(published[0].request_id)
+    row = ports.store.requests.get(published[0].request_id)
     assert row is not None and row["caller_id"] == "model-warmup" and row["status"] == "done"
 
 

@@ -85,6 +85,6 @@ class EmbeddedBatchRunner:
                 retry.append(m)
             else:
                 self._failures.pop(m.request_id)
-                self.steps.ports.store.fail_request(m.request_id, "internal_error", "The item failed repeatedly.")
+                self.steps.ports.store.requests.fail(m.request_id, "internal_error", "The item failed repeatedly.")
         time.sleep(REQUEUE_DELAY_S)
         self.source.publish(retry)

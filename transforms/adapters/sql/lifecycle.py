@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from transforms.adapters.sql import tables as t
-from transforms.adapters.sql.store import model_version_from_row, model_version_row, now
+from transforms.adapters.sql.database import Database, now
+from transforms.adapters.sql.registry import model_version_from_row, model_version_row
 from transforms.handlers.base import ModelVersion
 from transforms.lifecycle.gates import GateRules
 from transforms.lifecycle.records import (
@@ -29,10 +30,10 @@ reg = t.model_registry
 
 
 class SqlLifecycleStore:
-    """The registry's lifecycle tables on the service's database engine."""
+    """The registry's lifecycle tables on the service's database."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine
 
     def versions(self, model_id: str | None = None) -> list[VersionRecord]:
         q = select(reg).order_by(reg.c.model_id, reg.c.version)
