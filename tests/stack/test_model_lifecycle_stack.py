@@ -1,10 +1,12 @@
 """The lifecycle on the real stack (PostgreSQL, Redis, Triton in explicit model-control mode): a second version of
 the scene classifier is registered from a file:// artifact, evaluated, given 50% of the traffic, promoted and
 rolled back while a client loop keeps calling a real `imgrec serve` process. No request fails, the canary's share
-of the traffic is within 4 sigma of 50%, Triton is never restarted, and a broken artifact is refused."""
+of the traffic is within 4 sigma of 50%, Triton is never restarted, broken artifacts (truncated, wrong input shape)
+are refused, and a version that fails the gate is refused promotion (`--force` is tested on the embedded default)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,6 +148,20 @@ def test_register_evaluate_canary_promote_rollback_under_traffic(
         models(env, "rollback", MODEL)
         rolled_back_at = time.monotonic()
         loop.wait_for(30, since=rolled_back_at)
+
+        tiny = REPO_ROOT / "var" / "models" / "tiny-rgb" / "1" / "model.onnx"  # a real model whose input is 3x8x8
+        assert "wrong_input_shape" in models(
+            env, "register", MODEL, "3", "--artifact", tiny.as_uri(), "--handler", "classifier", ok=False
+        )
+        # A preprocessing slip: normalised ten times too hard, so the answers go wrong and the gate says no.
+        wrong = json.dumps({"std": [0.0229, 0.0224, 0.0225]})
+        models(
+            env, "register", MODEL, "3", "--artifact", artifact.as_uri(), "--handler", "classifier", "--extra", wrong
+        )
+        assert "stored: FAIL" in models(env, "evaluate", MODEL, "3")
+        refused = models(env, "promote", MODEL, "3", ok=False)
+        assert "gate_not_passed" in refused and "--force" in refused
+        loop.wait_for(10, since=time.monotonic())
     finally:
         loop.stop.set()
         thread.join(timeout=60)
@@ -154,22 +170,27 @@ def test_register_evaluate_canary_promote_rollback_under_traffic(
     assert failed == [] and len(loop.answers) > CANARY_DRAWS + 80
     canary = [v for _, _, v in loop.between(canary_from, promote_from)]
     share, sigma = canary.count("2") / len(canary), (0.25 / len(canary)) ** 0.5
+    print(f"canary share {share:.3f} of {len(canary)} requests (sigma {sigma:.3f}); {len(loop.answers)} requests")
     assert abs(share - 0.5) < 4 * sigma, (share, len(canary))
     assert {v for _, _, v in loop.between(promoted_at, rollback_from)} == {"2"}
     assert {v for _, _, v in loop.between(rolled_back_at, float("inf"))} == {"1"}
     assert triton.pid() == triton_pid  # the same server throughout: versions were loaded live
 
     events = models(env, "events", MODEL)
-    assert [line.split()[3] for line in events.splitlines()[:5]] == [
+    assert [line.split()[3] for line in events.splitlines()[:7]] == [
+        "evaluate",
+        "register",
         "rollback",
         "promote",
         "canary",
         "evaluate",
         "register",
     ]
+    models(env, "retire", MODEL, "3", "--drain-s", "0")
     retired = models(env, "retire", MODEL, "2", "--drain-s", "1")
     assert '"2"' not in retired.split("holds", 1)[1] or "UNLOADING" in retired
     assert {r.split()[1]: r.split()[2] for r in models(env, "list", MODEL).splitlines()[1:]} == {
         "1": "active",
         "2": "retired",
+        "3": "retired",
     }
