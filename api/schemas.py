@@ -103,6 +103,9 @@ class ModelOut(BaseModel):
     canary_version: str | None = Field(description="The version taking `canary_weight` of the traffic, if any.")
     canary_weight: float = Field(ge=0, le=1)
     default_confidence_threshold: float | None = Field(description="The active version's default threshold.")
+    min_label_count: int | None = Field(
+        description="The active version's fallback: the threshold is lowered until this many labels qualify."
+    )
     labels: list[str] = Field(description="Label names the active version can answer.")
     versions: list[VersionOut]
 

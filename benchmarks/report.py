@@ -95,8 +95,31 @@ def batch_tables(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def warm_promotion_tables(report: dict[str, Any]) -> list[str]:
+    mix, promotions = report["mix"], report["promotions"]
+    load = report["load_avg"]
+    out = [
+        f"**Warm promotion** ({report['date']}, {report['model']}, replayed mix of {mix['rate_per_s']} requests/s: "
+        f"{mix['new_share']:.0%} never-seen photos, the rest {mix['popular']} photos with Zipf {mix['zipf']} weights; "
+        f"{report['windows_s']:.0f} s windows; {report['requests']} requests, {report['failed']} failed; 1-min load "
+        f"average {load['start'][0]} at start, {load['end'][0]} at end)",
+        "",
+        row(["promotion", "hit rate in the minute before", "hit rate in the minute after", "gap, points (goal ≤ 5)",
+             "answers from the new version", "promote command s", "hit rate per 10 s after"]),
+        row(["---"] * 7),
+    ]  # fmt: skip
+    for p in promotions.values():
+        before, after = p["before"]["hit_rate"], p["after"]["hit_rate"]
+        out.append(row([
+            f"`promote --warm {p['warm']}`" if p["warm"] else "`promote`", before, after,
+            round(100 * (before - after), 1), f"{p['after']['new_version_share']:.0%}", p["promote_s"],
+            " / ".join(str(r) for r in p["after"]["hit_rate_per_10s"]),
+        ]))  # fmt: skip
+    return out
+
+
 def main() -> None:
-    for name, render in (("sync", sync_tables), ("batch", batch_tables)):
+    for name, render in (("sync", sync_tables), ("batch", batch_tables), ("warm_promotion", warm_promotion_tables)):
         path = OUT_DIR / f"{name}.json"
         if path.exists():
             print("\n".join(render(json.loads(path.read_text()))) + "\n")

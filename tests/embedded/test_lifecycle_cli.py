@@ -109,11 +109,13 @@ def test_models_api(var: Path) -> None:
         tiny = next(m for m in body["models"] if m["model_id"] == "tiny-rgb")
         assert tiny == {
             "model_id": "tiny-rgb", "active_version": "1", "canary_version": None, "canary_weight": 0.0,
-            "default_confidence_threshold": 0.5, "labels": ["red", "green", "blue"],
+            "default_confidence_threshold": 0.5, "min_label_count": 1, "labels": ["red", "green", "blue"],
             "versions": [{"version": "1", "state": "active", "framework": "onnx", "handler": "classifier"}],
         }  # fmt: skip
         one = client.get("/v1/models/object-detection", headers=headers).json()
         assert one["active_version"] == "1" and "person" in one["labels"]
+        scene = client.get("/v1/models/scene-classification", headers=headers).json()
+        assert scene["min_label_count"] == 1
         missing = client.get("/v1/models/nope", headers=headers)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_model"
         paths = client.get("/openapi.json").json()["paths"]

@@ -27,6 +27,7 @@ class ModelSummary:
     canary_version: str | None
     canary_weight: float
     default_confidence_threshold: float | None
+    min_label_count: int | None
     labels: list[str]
     versions: list[VersionSummary]
 
@@ -60,6 +61,7 @@ class ModelDirectory:
             canary_version=canary.version if canary else None,
             canary_weight=canary.canary_weight if canary else 0.0,
             default_confidence_threshold=active.default_confidence_threshold if active else None,
+            min_label_count=active.min_label_count if active else None,
             labels=list(self.handler_for(active).labels) if active else [],
             versions=[VersionSummary(r.version, r.state.value, r.model.framework, r.model.handler) for r in records],
         )
