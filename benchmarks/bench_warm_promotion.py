@@ -32,11 +32,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_batch import base_photos
+from benchmarks.bench_batch import base_photos, start_stack
 from benchmarks.common import MODEL_STORE, load_average, print_table, private_stack, write_report
-from pipelines.submit import job_status
 from runners.api_client import ApiClient, ApiError
-from runners.stack.stack import SERVICES, Stack
+from runners.stack.stack import SERVICES
 from transforms.adapters.sql import SqlStore
 from transforms.settings import REPO_ROOT
 
@@ -167,19 +166,6 @@ def promotion(replay: Replay, env: dict[str, str], version: str, warm: int, wind
     }
 
 
-def start_services(stack: Stack) -> float:
-    """The services, the batch job RUNNING, then the API (no monitoring); seconds taken."""
-    started = time.monotonic()
-    stack.start(SERVICES)
-    stack.submit_job()
-    while (status := job_status(stack.app_settings)) is None or status.state != "RUNNING":
-        if time.monotonic() - started > 300:
-            raise RuntimeError(f"the batch job is not running: {status}")
-        time.sleep(0.5)
-    stack.start(["api"])
-    return time.monotonic() - started
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=12.0, help="Requests per second of the replayed mix.")
@@ -197,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     upload = Path(tempfile.mkdtemp(prefix="imgrec-warm-bench-")) / "model.onnx"
     shutil.copy(MODEL_STORE / MODEL_ID / "1" / "model.onnx", upload)  # the same network, uploaded as new versions
     with private_stack([*SERVICES, "api"]) as stack:
-        startup_s = start_services(stack)
+        startup_s = start_stack(stack)
         env = stack["api"].env()
         store = SqlStore.from_url(stack.settings.database_url)
         client = ApiClient(stack.settings.api_url, store.keys.create("bench-warm"), timeout_s=120)
