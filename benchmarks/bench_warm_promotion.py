@@ -154,6 +154,7 @@ def promotion(replay: Replay, env: dict[str, str], version: str, warm: int, wind
     args = ["promote", MODEL_ID, version] + (["--warm", str(warm)] if warm else [])
     output = imgrec_models(env, *args)
     took_effect = replay.now()
+    print(f"  {replay.now():.0f} s: {' '.join(args)} took {took_effect - began:.1f} s", flush=True)
     time.sleep(window_s + 5)  # the last answers of the window come back
     return {
         "version": version,
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.copy(MODEL_STORE / MODEL_ID / "1" / "model.onnx", upload)  # the same network, uploaded as new versions
     with private_stack([*SERVICES, "api"]) as stack:
         startup_s = start_stack(stack)
+        print(f"  stack and job up in {startup_s:.0f} s; replaying {args.rate} requests/s", flush=True)
         env = stack["api"].env()
         store = SqlStore.from_url(stack.settings.database_url)
         client = ApiClient(stack.settings.api_url, store.keys.create("bench-warm"), timeout_s=120)
