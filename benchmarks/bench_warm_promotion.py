@@ -8,7 +8,8 @@ One run, on a private stack on free ports (PostgreSQL, Redis, Kafka, Flink with 
   time, whatever the answers' latency) from a background thread for the whole run;
 - version 2 (the same network, uploaded again) is registered and evaluated while the cache fills for version 1;
   at `--prime-s` seconds it is promoted without warm-up; `--settle-s` later, version 3 is registered, evaluated and
-  promoted with `--warm N` (the top N images by request count go through Kafka -> Flink -> Triton first);
+  promoted with `--warm N` (the top N images by request count go through Kafka -> Flink -> Triton first); `--runs`
+  repeats the pair (versions 4 and 5, ...) on the same stack and traffic, and the medians are reported;
 - per promotion: the hit rate over the requests sent in the `--window-s` seconds before the promote command
   started (the old version's steady state), and in the `--window-s` seconds after it returned (traffic during a
   warm-up is in neither), with the share of answers from the new version and the hit rate per 10 s.
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_batch import base_photos, start_stack
-from benchmarks.common import MODEL_STORE, load_average, print_table, private_stack, write_report
+from benchmarks.common import MODEL_STORE, load_average, median_of, print_table, private_stack, write_report
 from runners.api_client import ApiClient, ApiError
 from runners.stack.stack import SERVICES
 from transforms.adapters.sql import SqlStore
@@ -177,12 +178,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prime-s", type=float, default=120.0, help="Traffic before the first promotion.")
     parser.add_argument("--settle-s", type=float, default=60.0, help="Traffic between the two promotions.")
     parser.add_argument("--window-s", type=float, default=60.0, help="The window before and after a promotion.")
+    parser.add_argument("--runs", type=int, default=2, help="Pairs of promotions (cold, warm) on the same stack.")
     args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
 
     load_before = load_average()
-    log = request_log(int(args.rate * 1800), args.popular, args.new_share, args.zipf)
+    # Long enough for every run: prime, then per run two new versions, two promotions, their windows and the settling.
+    log = request_log(int(args.rate * (args.prime_s + args.runs * 900)), args.popular, args.new_share, args.zipf)
     upload = Path(tempfile.mkdtemp(prefix="imgrec-warm-bench-")) / "model.onnx"
     shutil.copy(MODEL_STORE / MODEL_ID / "1" / "model.onnx", upload)  # the same network, uploaded as new versions
+    runs: list[dict[str, Any]] = []
     with private_stack([*SERVICES, "api"]) as stack:
         startup_s = start_stack(stack)
         print(f"  stack and job up in {startup_s:.0f} s; replaying {args.rate} requests/s", flush=True)
@@ -193,43 +197,49 @@ def main(argv: list[str] | None = None) -> None:
         replay = Replay(client, log, base_photos(160), args.rate)
         replay.start()
         try:
-            new_version(env, "2", upload)
-            time.sleep(max(0.0, args.prime_s - replay.now()))
-            cold = promotion(replay, env, "2", 0, args.window_s)
-            new_version(env, "3", upload)
-            time.sleep(args.settle_s)
-            warm = promotion(replay, env, "3", args.warm, args.window_s)
+            for run in range(args.runs):
+                cold_version, warm_version = str(2 + 2 * run), str(3 + 2 * run)
+                new_version(env, cold_version, upload)
+                time.sleep(max(0.0, args.prime_s - replay.now()) if run == 0 else args.settle_s)
+                cold = promotion(replay, env, cold_version, 0, args.window_s)
+                new_version(env, warm_version, upload)
+                time.sleep(args.settle_s)
+                runs.append({"cold": cold, "warm": promotion(replay, env, warm_version, args.warm, args.window_s)})
         finally:
             replay.stop()
             client.close()
             shutil.rmtree(upload.parent, ignore_errors=True)
 
+    summary = {
+        kind: {
+            "before": median_of(r[kind]["before"]["hit_rate"] for r in runs),
+            "after": median_of(r[kind]["after"]["hit_rate"] for r in runs),
+            "gap_points": median_of(gap_points(r[kind]) for r in runs),
+        }
+        for kind in ("cold", "warm")
+    }
     report = {
         "model": MODEL_ID,
         "mix": {"rate_per_s": args.rate, "popular": args.popular, "zipf": args.zipf, "new_share": args.new_share},
+        "warm_top_n": args.warm,
         "windows_s": args.window_s,
         "stack_startup_s": round(startup_s, 1),
         "requests": len(replay.answers),
         "failed": sum(not a.ok for a in replay.answers),
         "load_avg": {"start": load_before, "end": load_average()},
-        "promotions": {"cold": cold, "warm": warm},
+        "summary": summary,
+        "runs": runs,
     }
     write_report("warm_promotion", report)
     print_table(
-        ["promotion", "hit rate before", "hit rate after (minute)", "gap, points", "new version share", "promote s"],
-        [
-            [
-                f"{name} (--warm {p['warm']})" if p["warm"] else name,
-                p["before"]["hit_rate"],
-                p["after"]["hit_rate"],
-                round(100 * (p["before"]["hit_rate"] - p["after"]["hit_rate"]), 1),
-                p["after"]["new_version_share"],
-                p["promote_s"],
-            ]
-            for name, p in report["promotions"].items()
-        ],
+        ["promotion", "hit rate before", "hit rate after (minute)", "gap, points"],
+        [[kind, m["before"], m["after"], m["gap_points"]] for kind, m in summary.items()],
     )
 
+
+def gap_points(promotion: dict[str, Any]) -> float:
+    """Hit rate before minus after, in points."""
+    return round(100 * (promotion["before"]["hit_rate"] - promotion["after"]["hit_rate"]), 1)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
