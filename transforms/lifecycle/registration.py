@@ -6,7 +6,6 @@ no file, no row and no loaded version behind.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import uuid
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from transforms.handlers.base import ModelHandler, ModelVersion
-from transforms.intake import decode_image
+from transforms.intake import decode_image, sha256_file
 from transforms.lifecycle.errors import LifecycleError
 from transforms.lifecycle.evalset import MAX_PIXELS, eval_set_for
 from transforms.lifecycle.ports import ArtifactTools, LifecycleStore, LoadedArtifact, ModelRepository
@@ -91,7 +90,7 @@ class Registrar:
             version=req.version,
             details={"source_uri": req.artifact_uri, "framework": req.framework},
         )
-        registration = Registration(req.artifact_uri, _sha256(final / "model.onnx"), req.actor)
+        registration = Registration(req.artifact_uri, sha256_file(final / "model.onnx"), req.actor)
         try:
             self.repository.sync(req.model_id, [*loaded, row])
             self.store.add_version(row, registration, event)
@@ -234,9 +233,3 @@ def _dims(shape: list[int | None] | list[int]) -> str:
     return "x".join("?" if d is None else str(d) for d in shape)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
