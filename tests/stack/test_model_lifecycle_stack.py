@@ -34,17 +34,20 @@ CANARY_DRAWS = 300
 
 @dataclass
 class ClientLoop:
-    """Sends recognise requests back to back from a thread: new photos (misses) and one repeated photo (hits)."""
+    """Sends recognise requests from a thread, at most `per_s` a second (a client within the API's default rate
+    limit per key): new photos (misses) and one repeated photo (hits)."""
 
     url: str
     images: list[bytes]
+    per_s: float = 25.0
     answers: list[tuple[float, int, str]] = field(default_factory=list)  # (sent at, status, version)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as client:
             i = 0
-            while not self.stop.is_set():
+            began = time.monotonic()
+            while not self.stop.wait(max(0.0, began + i / self.per_s - time.monotonic())):
                 image = self.images[(i // 2) % len(self.images)] if i % 2 else self.images[0]
                 sent = time.monotonic()
                 response = client.post("/v1/recognize", files={"file": ("p.jpg", image)}, data={"model_id": MODEL})
