@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.admission import Admission
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
 from api.routes import batch, console, health, models, recognize
@@ -28,6 +29,7 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
         running = app.state.services = services or build_services(settings)
         running.start()
         app.state.caller_keys = CallerKeys(running.store.keys, running.settings.key_cache_ttl_s)
+        app.state.admission = Admission(running.settings, running.rate_limiter)
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-from transforms.batch_submission import BatchItem
+from transforms.batch_submission import URL_SCHEMA, BatchItem
 
 
 class ErrorBody(BaseModel):
@@ -51,7 +51,10 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[BatchItem] = Field(min_length=1)
-    callback_url: str | None = Field(None, max_length=4096, description="Webhook called when the batch ends.")
+    callback_url: str | None = Field(
+        None, max_length=4096, description="Webhook called when the batch ends.",
+        json_schema_extra={"anyOf": [URL_SCHEMA, {"type": "null"}]},
+    )
 
 
 class RejectedItem(BaseModel):

@@ -36,7 +36,6 @@ from typing import Any
 from benchmarks.bench_batch import base_photos, start_stack
 from benchmarks.common import MODEL_STORE, load_average, median_of, print_table, private_stack, write_report
 from runners.api_client import ApiClient, ApiError
-from runners.stack.stack import SERVICES
 from transforms.adapters.sql import SqlStore
 from transforms.settings import REPO_ROOT
 
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     upload = Path(tempfile.mkdtemp(prefix="imgrec-warm-bench-")) / "model.onnx"
     shutil.copy(MODEL_STORE / MODEL_ID / "1" / "model.onnx", upload)  # the same network, uploaded as new versions
     runs: list[dict[str, Any]] = []
-    with private_stack([*SERVICES, "api"]) as stack:
+    with private_stack() as stack:
         startup_s = start_stack(stack)
         print(f"  stack and job up in {startup_s:.0f} s; replaying {args.rate} requests/s", flush=True)
         env = stack["api"].env()

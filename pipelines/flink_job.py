@@ -1,13 +1,12 @@
 """The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks.
 
-Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings JSON`).
+Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings-file PATH`;
+the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
@@ -22,7 +21,7 @@ from pyflink.datastream.connectors.kafka import (
 )
 
 from pipelines.connector_jars import ensure_connector_jars
-from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions
+from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions, load_settings, settings_path
 from pipelines.operators import (
     CACHE_HITS,
     DEAD_LETTERS,
@@ -40,12 +39,22 @@ PICKLED = Types.PICKLED_BYTE_ARRAY()
 
 
 def job_config(settings: Settings) -> Configuration:
-    """Python execution (thread mode: fastest here) and retained file:// checkpoints under var/."""
+    """Python execution (thread mode: fastest here), retained file:// checkpoints under var/, and how it fails.
+
+    A dependency outage shorter than `dependency_retry_s` is ridden out inside the operators; a longer one fails
+    the job, which restarts with exponential backoff (1 s doubling to 30 s, never giving up) from its latest
+    checkpoint. A checkpoint held up by such a retry times out after a minute, and a few failed checkpoints in a
+    row (e.g. the dead-letter sink's flush while Kafka restarts) are tolerated rather than failing the job.
+    """
     config = Configuration()
     config.set_string("python.execution-mode", "thread")
     config.set_string("execution.checkpointing.dir", (settings.var_dir / "flink" / "checkpoints").as_uri())
     config.set_string("execution.checkpointing.savepoint-dir", (settings.var_dir / "flink" / "savepoints").as_uri())
+    config.set_string("execution.checkpointing.timeout", "60 s")
+    config.set_string("execution.checkpointing.tolerable-failed-checkpoints", "5")
     config.set_string("restart-strategy.type", "exponential-delay")
+    config.set_string("restart-strategy.exponential-delay.initial-backoff", "1 s")
+    config.set_string("restart-strategy.exponential-delay.max-backoff", "30 s")
     return config
 
 
@@ -56,7 +65,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobO
     env.get_checkpoint_config().set_externalized_checkpoint_retention(
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
-    conf: dict[str, Any] = settings.model_dump(mode="json")
+    conf = str(settings_path(settings))  # operators read the settings from the file when they open
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         raise ValueError("IMGREC_KAFKA_BOOTSTRAP is not set: the Flink job reads the Kafka batch topic")
@@ -145,13 +154,13 @@ def _discard():
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions]:
     parser = argparse.ArgumentParser(description=JOB_NAME)
-    parser.add_argument("--settings", required=True, help="The service Settings as JSON.")
+    parser.add_argument("--settings-file", required=True, help="The service Settings as a JSON file.")
     parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
     options = JobOptions(args.preprocess_parallelism, args.checkpoint_interval_ms, args.bounded)
-    return Settings(**json.loads(args.settings)), options
+    return load_settings(args.settings_file), options
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Flink operators of the batch job: thin adapters around `transforms.batch_steps`.
 
 Each operator builds its own ports (store, cache, back end, ...) from the job's settings in `open`, because
-functions are pickled to the TaskManager and connections cannot travel.
+functions are pickled to the TaskManager and connections cannot travel. Operators carry the path of the settings
+file, not the settings, so no secret travels in the job graph.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from pipelines.job_spec import load_settings
 from pipelines.metrics import serve_metrics
 from transforms.batch_steps import (
     BadMessage,
@@ -27,7 +29,6 @@ from transforms.batch_steps import (
 )
 from transforms.composition import build_ports
 from transforms.errors import RecognitionError
-from transforms.settings import Settings
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
@@ -41,11 +42,11 @@ class _StepsMixin:
 
     steps: BatchSteps
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._settings = settings
+    def __init__(self, settings_file: str) -> None:
+        self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        settings = Settings(**self._settings)
+        settings = load_settings(self._settings_file)
         serve_metrics(settings.batch_metrics_port)
         self.steps = BatchSteps(build_ports(settings))
 
@@ -86,8 +87,8 @@ class CacheLookup(_StepsMixin, KeyedProcessFunction):
     processing-time timer, and on the end-of-input event-time timer, which a bounded input's last watermark fires.
     """
 
-    def __init__(self, settings: dict[str, Any], dedup: InFlightDedup | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, settings_file: str, dedup: InFlightDedup | None = None) -> None:
+        super().__init__(settings_file)
         self.dedup = dedup or InFlightDedup()
 
     def open(self, runtime_context: RuntimeContext) -> None:

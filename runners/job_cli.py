@@ -54,6 +54,15 @@ def status() -> None:
         raise typer.Exit(1)
 
 
+@job_app.command("keep")
+def keep() -> None:
+    """Keep the job running as last asked (`submit`/`cancel`): resubmit it from its newest retained checkpoint when
+    the cluster lost it. Run by the stack's supervisor."""
+    from pipelines.job_keeper import keep as run
+
+    run(get_settings())
+
+
 @job_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds)."""

@@ -1,4 +1,4 @@
-"""`imgrec keys` commands: create, list and revoke API keys (a key is shown once, at creation)."""
+"""`imgrec keys` commands: create, list and revoke API keys and set their limits (a key is shown once, at creation)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,29 @@ def revoke(
         f"revoked {key_id(key.key_hash)} (caller {key.caller_id}); running API processes refuse it within "
         f"{settings.key_cache_ttl_s:g} s"
     )
+
+
+@keys_app.command("limits")
+def limits(
+    key_or_id: Annotated[str, typer.Argument(help="The key itself, or its id from `imgrec keys list`.")],
+    rate_per_s: float | None = typer.Option(None, help="Sync requests per second (sustained)."),
+    burst: int | None = typer.Option(None, help="Sync requests at once above the rate."),
+    max_concurrency: int | None = typer.Option(None, help="Sync requests in flight per API process."),
+    max_batch_items_in_flight: int | None = typer.Option(None, help="Unfinished batch items of the caller."),
+) -> None:
+    """Set a key's admission limits (the ones not given go back to the settings' defaults); running API processes
+    apply them within IMGREC_KEY_CACHE_TTL_S seconds."""
+    from transforms.keys import find_key, key_id
+
+    with _store() as store:
+        key = find_key(store.keys.all(), key_or_id)
+        if key is None or not store.keys.set_limits(
+            key.key_hash, rate_per_s=rate_per_s, burst=burst, max_concurrency=max_concurrency,
+            max_batch_items_in_flight=max_batch_items_in_flight,
+        ):
+            typer.secho("no API key has that value or id (see `imgrec keys list`)", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+    typer.echo(f"limits set for {key_id(key.key_hash)} (caller {key.caller_id})")
 
 
 def _revoked(when: str | None) -> str:

@@ -7,13 +7,15 @@ Every value passed between steps is a plain picklable dataclass, so an engine ma
 operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
 an unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
 inference fault fails the micro-batch's items (`inference_failed`) instead of replaying them forever.
+
+A step that finds Triton, the database or the blob store unavailable retries with backoff for
+`Settings.dependency_retry_s` (see `transforms.retry`), then raises so the engine replays it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +24,6 @@ from enum import Enum
 import numpy as np
 from pydantic import ValidationError
 
-from transforms.backends.base import InferenceUnavailable
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
@@ -32,15 +33,14 @@ from transforms.messages import BatchItemMessage
 from transforms.model_metrics import observe_answer, observe_error
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
+from transforms.retry import OUTAGES, OutageRetry
 from transforms.stages import StageTimer
-from transforms.store import CompletedItem
+from transforms.store import CompletedItem, StoreUnavailable
 from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
 BATCH_PATH = "batch"  # the `path` label of the batch path's stage timings
-# Waits between attempts of one micro-batch while the back end is unavailable; then the error propagates.
-INFER_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
 
 class BadMessage(ValueError):
@@ -159,6 +159,7 @@ class BatchSteps:
 
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
+        self.retry = OutageRetry(ports.settings.dependency_retry_s)
 
     def close(self) -> None:
         self.ports.close()
@@ -167,10 +168,13 @@ class BatchSteps:
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.ports.store.requests.ensure([msg])
+        self.retry(self.ports.store.requests.ensure, [msg])
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
+        return self.retry(self._fetch, msg)
+
+    def _fetch(self, msg: BatchItemMessage) -> FetchedItem:
         timer = StageTimer(BATCH_PATH)
         with timer.stage("route"):
             model = self.ports.model_for(msg.model_id, msg.model_version)
@@ -212,7 +216,7 @@ class BatchSteps:
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
         """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.ports.store.requests.fail(msg.request_id, error.code, error.message, image_hash)
+        self.retry(self.ports.store.requests.fail, msg.request_id, error.code, error.message, image_hash)
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
@@ -236,8 +240,10 @@ class BatchSteps:
         with timer.stage("stack"):
             batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
         try:
-            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts], timer)
-        except InferenceUnavailable:
+            handler = self.ports.handler(model)
+            metas = [i.meta for i in firsts]
+            predictions = self.retry(infer_tensors, model, handler, self.ports.backend, batch, metas, timer)
+        except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
             log.exception("micro-batch of %s failed", model_key(model))
@@ -252,6 +258,10 @@ class BatchSteps:
                 key = raw_key(model.model_id, model.version, item.image_hash)
                 uri = self.ports.raw_outputs.submit(key, prediction.raw)
                 by_hash[item.image_hash] = (prediction.labels, uri)
+        # A replay that finds these cache entries tells its own first attempt from a real hit by the processing
+        # mark (`Store.complete_requests`), so the marks must be written before the entries exist.
+        if not self.ports.processing_marks.flush(timeout_s=self.ports.settings.dependency_retry_s):
+            raise StoreUnavailable("the micro-batch's processing marks could not be written")
         with timer.stage("cache_put"):
             self.ports.cache.put_many(
                 [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
@@ -261,20 +271,6 @@ class BatchSteps:
             Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
             for i in items
         ]
-
-    def _infer_with_retry(
-        self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta], timer: StageTimer
-    ) -> list:
-        handler = self.ports.handler(model)
-        for delay in (*INFER_RETRY_DELAYS_S, None):
-            try:
-                return infer_tensors(model, handler, self.ports.backend, batch, metas, timer)
-            except InferenceUnavailable as exc:
-                if delay is None:
-                    raise
-                log.warning("inference back end unavailable (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def finish(self, outcomes: Sequence[Outcome]) -> None:
         """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
@@ -299,7 +295,7 @@ class BatchSteps:
                 )
             )
         with timer.stage("store"):
-            self.ports.store.requests.complete(completed)
+            self.retry(self.ports.store.requests.complete, completed)
         timer.finish()
 
     # --- the whole path, for worker threads -----------------------------------------------------------------

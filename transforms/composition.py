@@ -16,9 +16,11 @@ from typing import Any, Protocol
 
 from transforms.adapters.artifacts import ArtifactFiles, Converter
 from transforms.adapters.embedded_batch import EmbeddedBatchRunner
+from transforms.adapters.flink import FlinkJobHealth
 from transforms.adapters.fsspec import FsspecBlobStore
 from transforms.adapters.httpx import HttpImageFetcher, HttpWebhookSender
 from transforms.adapters.kafka import KafkaBatchQueue
+from transforms.adapters.limits import LimitsRateLimiter
 from transforms.adapters.onnxruntime import InProcessModelRepository, OnnxRuntimeBackend
 from transforms.adapters.redis import RedisClient, RedisResultCache, RedisRouteStore, redis_client
 from transforms.adapters.sql import SqlStore, upgrade
@@ -33,6 +35,7 @@ from transforms.cache import MemoryResultCache, ResultCache
 from transforms.catalog import ModelCatalog
 from transforms.handlers import HANDLERS, get_handler
 from transforms.handlers.base import ModelVersion
+from transforms.job_health import JOB_NAME, JobHealth
 from transforms.lifecycle.directory import ModelDirectory
 from transforms.lifecycle.evaluation import Evaluator
 from transforms.lifecycle.ports import ModelRepository
@@ -41,9 +44,11 @@ from transforms.lifecycle.service import ModelLifecycle
 from transforms.lifecycle.warmup import CacheWarmer
 from transforms.model_registry import load_registry
 from transforms.ports import Ports
+from transforms.rate_limits import RateLimiter
 from transforms.recognizer import Recognizer
 from transforms.routing import Lookup, MemoryRouteStore, RouteStore, VersionRouter, route_from_versions
 from transforms.settings import Settings
+from transforms.stall_watch import StallWatch
 from transforms.store import Store
 from transforms.webhooks import WebhookDispatcher
 
@@ -141,6 +146,18 @@ def make_batch_queue(settings: Settings) -> BatchQueue:
     return InProcessBatchQueue()
 
 
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """Per-key request counters in Redis when `redis_url` is set (shared by every API process), else in process."""
+    return LimitsRateLimiter(settings.redis_url or "memory://")
+
+
+def make_job_health(settings: Settings) -> JobHealth | None:
+    """The Flink batch job's readiness, None without a Flink cluster (the embedded runner is always ready)."""
+    if not settings.flink_rest_url:
+        return None
+    return FlinkJobHealth(settings.flink_rest_url, JOB_NAME, settings.batch_topic, settings.batch_partitions)
+
+
 def build_ports(settings: Settings) -> Ports:
     """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`)."""
     store = open_store(settings)
@@ -171,6 +188,8 @@ class Services:
     batches: BatchSubmitter
     webhooks: WebhookDispatcher
     models: ModelDirectory
+    stall_watch: StallWatch
+    rate_limiter: RateLimiter
     workers: list[Worker] = field(default_factory=list)
 
     @property
@@ -193,6 +212,7 @@ class Services:
                 self.store.keys.add(DEV_CALLER, key)
             log.warning("development API key (caller %r): %s", DEV_CALLER, key)
         self.webhooks.start()
+        self.stall_watch.start(interval_s=max(1.0, self.settings.stall_after_s / 6))
         for worker in self.workers:
             worker.start()
 
@@ -200,6 +220,7 @@ class Services:
         for worker in self.workers:
             worker.stop()
         self.webhooks.stop()
+        self.stall_watch.stop()
         self.queue.close()
         self.ports.close()
 
@@ -235,8 +256,22 @@ def build_services(settings: Settings) -> Services:
         batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue, ports.fetcher),
         webhooks=WebhookDispatcher(settings, ports.store, HttpWebhookSender(settings)),
         models=ModelDirectory(lifecycle_store(ports), ports.handler),
+        stall_watch=StallWatch(ports.store.batches, settings.stall_after_s, _job_problem(make_job_health(settings))),
+        rate_limiter=make_rate_limiter(settings),
         workers=workers,
     )
+
+
+def _job_problem(health: JobHealth | None) -> Callable[[], str | None]:
+    """Why the batch job cannot make progress now (None when it can, or when there is no Flink job)."""
+
+    def problem() -> str | None:
+        if health is None:
+            return None
+        readiness = health.readiness()
+        return None if readiness.ready else readiness.reason
+
+    return problem
 
 
 # --- the model lifecycle -----------------------------------------------------------------------------------------

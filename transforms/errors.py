@@ -25,8 +25,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "image_truncated": 422,
     "image_corrupt": 422,
     "too_many_pixels": 422,
-    # fetching image_url
-    "url_forbidden": 400,
+    # fetching image_url (a well-formed URL whose target is refused: the schema cannot say which hosts are private)
+    "url_forbidden": 422,
     "url_fetch_failed": 422,
     "url_timeout": 422,
     "url_too_many_redirects": 422,
@@ -36,6 +36,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "inference_failed": 500,
     # batches
     "batch_not_found": 404,
+    "idempotency_key_reused": 422,
+    # admission control
+    "rate_limited": 429,
+    "too_many_concurrent_requests": 429,
+    "too_many_items_in_flight": 429,
+    "overloaded": 503,
     # blob references (batch claim checks)
     "blob_forbidden": 400,
     "blob_not_found": 404,

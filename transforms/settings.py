@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         "so a warm promotion can compute a new version's results for the most requested images."
     )
 
+    # --- admission control (per API key: a key's own row in `api_keys` overrides these defaults) ---
+    rate_limit_per_s: float = Field(50.0, description="Sync requests per second one API key may send (sustained).")
+    rate_limit_burst: int = Field(100, description="Sync requests one API key may send at once above the rate.")
+    max_concurrency_per_key: int = Field(16, description="Sync requests of one API key in flight in one API process.")
+    max_batch_items_in_flight: int = Field(
+        100_000, description="Batch items of one caller not yet finished; a batch that would exceed it gets 429."
+    )
+    sync_concurrency: int = Field(16, description="Sync recognitions running at once in one API process.")
+    sync_queue_size: int = Field(
+        64, description="Sync requests waiting for a running slot; beyond it a request is shed with 503 overloaded."
+    )
+    sync_queue_timeout_s: float = Field(
+        5.0, description="Longest wait of a sync request for a running slot before it is shed with 503 overloaded."
+    )
+
     # --- URL fetch (SSRF guard) ---
     fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")
     fetch_read_timeout_s: float = Field(10.0, description="Image URL read timeout.")
@@ -80,6 +95,11 @@ class Settings(BaseSettings):
 
     # --- inference ---
     triton_timeout_s: float = Field(30.0, description="Timeout of one Triton request.")
+    dependency_retry_s: float = Field(
+        30.0,
+        description="How long a batch step retries an unavailable Triton, database or blob store (backoff) before "
+        "the error goes to the engine (Flink restarts the job).",
+    )
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
@@ -103,6 +123,11 @@ class Settings(BaseSettings):
         None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."
     )
     webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
+    stall_after_s: float = Field(
+        120.0,
+        description="A batch with unfinished items that makes no progress this long is reported stuck (metric "
+        "imgrec_batches_stalled and a log line naming the stage).",
+    )
 
     @property
     def resolved_model_store(self) -> Path:

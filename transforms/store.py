@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or did not answer in time; callers answer 503 or retry."""
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another batch of the caller already holds this Idempotency-Key."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class NewBatch:
     caller_id: str
     callback_url: str | None
     rejected: list[dict[str, Any]]
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,12 +94,19 @@ class NewRequest:
 
 @dataclass(frozen=True)
 class ApiKey:
-    """An API key as the store keeps it: its hash, never the key."""
+    """An API key as the store keeps it (its hash, never the key): its caller and admission limits (None: the
+    settings' default), when it was made and revoked."""
+
+    LIMITS: ClassVar[tuple[str, ...]] = ("rate_per_s", "burst", "max_concurrency", "max_batch_items_in_flight")
 
     key_hash: str
     caller_id: str
-    created_at: datetime
-    revoked_at: datetime | None
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_concurrency: int | None = None
+    max_batch_items_in_flight: int | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,10 @@ class KeyStore(Protocol):
 
     def caller_for(self, key: str) -> str | None: ...
 
+    def get(self, key: str) -> ApiKey | None: ...
+
+    def set_limits(self, key_hash: str, **limits: float | int | None) -> bool: ...
+
     def all(self) -> list[ApiKey]: ...
 
     def revoke(self, key_hash: str) -> bool: ...
@@ -173,6 +194,14 @@ class BatchStore(Protocol):
 
     def create(self, batch: NewBatch, requests: Sequence[NewRequest]) -> None: ...
 
+    def by_idempotency_key(self, caller_id: str, key: str) -> tuple[str, str | None] | None: ...
+
+    def release_idempotency_key(self, batch_id: str) -> None: ...
+
+    def items_in_flight(self, caller_id: str) -> int: ...
+
+    def open_progress(self) -> list[tuple[str, int, int, int]]: ...
+
     def summary(self, batch_id: str) -> BatchSummary | None: ...
 
     def results(self, batch_id: str, offset: int, limit: int) -> list[dict[str, Any]]: ...
@@ -191,9 +220,17 @@ class OutboxStore(Protocol):
 
     def due(self, limit: int = 20) -> list[dict[str, Any]]: ...
 
+    def claim(self, owner: str, lease: timedelta, limit: int = 20) -> list[dict[str, Any]]: ...
+
     def record_attempt(
-        self, batch_id: str, status_code: int | None, error: str | None, delivered: bool, retry_in: timedelta | None
-    ) -> None: ...
+        self,
+        batch_id: str,
+        status_code: int | None,
+        error: str | None,
+        delivered: bool,
+        retry_in: timedelta | None,
+        owner: str | None = None,
+    ) -> bool: ...
 
     def attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
 
@@ -213,6 +250,6 @@ class Store(Protocol):
 
 
 __all__ = [
-    "ApiKey", "BatchStore", "BatchSummary", "CompletedItem", "FinishedRequest", "KeyStore", "NewBatch", "NewRequest",
-    "OutboxStore", "RegistryStore", "RequestStore", "Store",
+    "ApiKey", "BatchStore", "BatchSummary", "CompletedItem", "FinishedRequest", "IdempotencyKeyTaken", "KeyStore",
+    "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore", "Store", "StoreUnavailable",
 ]  # fmt: skip

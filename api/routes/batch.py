@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
+from api.auth import api_key, caller_id
 from api.schemas import (
     BatchAccepted,
     BatchItemResult,
@@ -17,25 +18,44 @@ from api.schemas import (
     ErrorResponse,
     RejectedItem,
 )
+from transforms.batch_submission import Submission
 from transforms.errors import RecognitionError
+from transforms.store import ApiKey
 
 router = APIRouter(tags=["batch"])
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 503)}
+SUBMIT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)}
 
 
 @router.post(
     "/v1/recognize/batch",
     response_model=BatchAccepted,
     status_code=202,
-    responses=ERRORS,
+    responses=SUBMIT_ERRORS,
     summary="Submit a batch of images for asynchronous recognition",
 )
 async def submit_batch(
-    body: BatchRequest, request: Request, caller: Annotated[str, Depends(caller_id)]
+    body: BatchRequest,
+    request: Request,
+    response: Response,
+    key: Annotated[ApiKey, Depends(api_key)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255,
+               description="Repeat a request with the same key (and body) to get the batch it created, not a new one."),
+    ] = None,
 ) -> BatchAccepted:
     """Validate every item (bad ones are listed with reasons), queue the rest, and estimate completion."""
     services = request.app.state.services
-    batch = await run_in_threadpool(services.batches.submit, caller, body.items, body.callback_url)
+    who = Submission(
+        key.caller_id,
+        idempotency_key=idempotency_key,
+        fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+        max_items_in_flight=request.app.state.admission.batch_items_allowed(key),
+    )
+    batch = await run_in_threadpool(services.batches.submit, who, body.items, body.callback_url)
+    if batch.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return BatchAccepted(
         batch_id=batch.batch_id,
         accepted_count=batch.accepted_count,

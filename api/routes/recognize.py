@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
+from api.auth import api_key
 from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
+from transforms.batch_submission import THRESHOLD, URL_SCHEMA
 from transforms.errors import RecognitionError
 from transforms.intake import check_size, decode_base64
 from transforms.stages import StageTimer
+from transforms.store import ApiKey
 from transforms.thresholds import validate_threshold
 
 router = APIRouter(tags=["recognize"])
@@ -20,23 +22,30 @@ router = APIRouter(tags=["recognize"])
 BATCH_HINT = "Send larger images to POST /v1/recognize/batch."
 MULTIPART_FIELDS = ("image_url", "model_id", "confidence_threshold", "min_label_count")
 
+def _form_fields(source: str, source_schema: dict) -> dict:
+    """The multipart form with one image source."""
+    return {
+        "type": "object",
+        "required": [source, "model_id"],
+        "additionalProperties": False,
+        "properties": {
+            source: source_schema,
+            "model_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "confidence_threshold": THRESHOLD["anyOf"][0],
+            "min_label_count": {"type": "integer", "minimum": 0, "maximum": 100},
+        },
+    }
+
+
 _OPENAPI_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": RecognizeRequest.model_json_schema()},
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model_id"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "image_url": {"type": "string"},
-                        "model_id": {"type": "string"},
-                        "confidence_threshold": {"type": "number"},
-                        "min_label_count": {"type": "integer"},
-                    },
-                }
+                # Exactly one image source: an uploaded file, or a URL.
+                "schema": {"oneOf": [_form_fields("file", {"type": "string", "format": "binary"}),
+                                     _form_fields("image_url", URL_SCHEMA)]}
             },
         },
     }
@@ -54,8 +63,11 @@ async def _parse(request: Request, max_bytes: int) -> tuple[RecognizeRequest, by
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=len(MULTIPART_FIELDS))
-        upload = form.get("file") or form.get("image")
-        data = await upload.read() if upload is not None and hasattr(upload, "read") else None
+        upload = form.get("file", form.get("image"))
+        if upload is None or isinstance(upload, str):
+            data = None if upload is None else _field_bytes(upload)
+        else:
+            data = await upload.read()
         fields = {k: form[k] for k in MULTIPART_FIELDS if k in form and form[k] != ""}
         try:
             body = RecognizeRequest.model_validate(fields)
@@ -68,6 +80,22 @@ async def _parse(request: Request, max_bytes: int) -> tuple[RecognizeRequest, by
         raise _invalid(exc) from exc
 
 
+def _field_bytes(value: str) -> bytes:
+    """The bytes of a file part sent without a filename, which Starlette hands over as text.
+
+    Starlette decodes such a part as UTF-8, or as Latin-1 when it is not valid UTF-8; that is reversible: bytes
+    that Latin-1 gives back and that are not valid UTF-8 must have come that way, anything else was UTF-8.
+    """
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return value.encode("utf-8")
+
+
 def _invalid(exc: ValidationError) -> RecognitionError:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"])
@@ -78,11 +106,19 @@ def _invalid(exc: ValidationError) -> RecognitionError:
     "/v1/recognize",
     response_model=RecognizeResponse,
     openapi_extra=_OPENAPI_BODY,
-    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)},
     summary="Recognise one image synchronously",
 )
-async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]) -> RecognizeResponse:
-    """Run one image (under the sync size limit) through `model_id` and answer with its labels."""
+async def recognize(request: Request, key: Annotated[ApiKey, Depends(api_key)]) -> RecognizeResponse:
+    """Run one image (under the sync size limit) through `model_id` and answer with its labels.
+
+    Admission first: 429 over the key's rate or concurrency limit, 503 `overloaded` when the process is full.
+    """
+    async with request.app.state.admission.sync_request(key):
+        return await _recognize(request, key.caller_id)
+
+
+async def _recognize(request: Request, caller: str) -> RecognizeResponse:
     services = request.app.state.services
     settings = services.settings
     timer: StageTimer = request.state.stages

@@ -32,7 +32,9 @@ class StackSettings(BaseSettings):
         "postgres", description="Unprivileged OS user that runs PostgreSQL when the stack is started as root."
     )
     postgres_bin_dir: Path | None = Field(None, description="PostgreSQL binaries (default: newest in /usr/lib).")
-    postgres_fsync: bool = Field(False, description="fsync on (off: faster local instance, not crash-safe).")
+    postgres_fsync: bool = Field(
+        True, description="fsync on (off: a faster throw-away instance that can lose acknowledged commits on a crash)."
+    )
 
     redis_port: int = Field(16379, description="Redis port.")
     redis_aof: bool = Field(False, description="Turn on Redis AOF persistence (off: pure cache).")

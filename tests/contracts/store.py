@@ -12,7 +12,7 @@ from sqlalchemy import text
 from transforms.adapters.sql import SqlStore
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import CompletedItem, NewBatch, NewRequest
+from transforms.store import CompletedItem, IdempotencyKeyTaken, NewBatch, NewRequest
 
 MODEL = ModelVersion(
     model_id="m",
@@ -33,6 +33,12 @@ def _batch(store: SqlStore, n: int, callback: str | None = "http://hook.example/
     rejected = [{"index": n, "code": "bad_base64", "message": "x"}]
     store.batches.create(NewBatch(batch_id, "alice", callback, rejected), reqs)
     return batch_id, ids
+
+
+def _complete(
+    store: SqlStore, request_id: str, labels: list[Label] | None = None, raw: str | None = None, cache_hit: bool = False
+) -> None:
+    store.requests.complete([CompletedItem(request_id, "m", "1", "h", labels or [], raw, cache_hit=cache_hit)])
 
 
 class StoreContract:
@@ -119,3 +125,74 @@ class StoreContract:
         assert (row["caller_id"], row["status"], row["labels"]) == ("bob", "pending", None)
         store.requests.complete([CompletedItem("r-1", "m", "1", "h", [Label("a", 0.5)], None, cache_hit=False)])
         assert store.requests.get("r-1")["status"] == "done"
+
+    def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(self, store: SqlStore) -> None:
+        _, ids = _batch(store, 3, callback=None)
+        store.requests.mark_processing(ids[:1])  # the first attempt of ids[0] went to inference, then the job crashed
+        # The replay finds the cache entry that first attempt wrote; ids[1] never reached inference: a real hit.
+        _complete(store, ids[0], [Label("a", 0.9)], None, cache_hit=True)
+        _complete(store, ids[1], [Label("a", 0.9)], None, cache_hit=True)
+        assert store.requests.get(ids[0])["cache_hit"] is False
+        assert store.requests.get(ids[1])["cache_hit"] is True
+        # A later replay of a finished item changes nothing, whatever it found.
+        _complete(store, ids[1], [Label("b", 0.1)], "file:///raw", cache_hit=False)
+        row = store.requests.get(ids[1])
+        assert (row["cache_hit"], row["labels"][0]["label"], row["raw_output_path"]) == (True, "a", None)
+
+    def test_finished_states_are_final_so_counts_never_move_backwards(self, store: SqlStore) -> None:
+        batch_id, ids = _batch(store, 2, callback=None)
+        store.requests.fail(ids[0], "url_fetch_failed", "first attempt failed")
+        _complete(store, ids[0])  # a replay that succeeds
+        _complete(store, ids[1])
+        store.requests.fail(ids[1], "late", "a replay that fails")
+        summary = store.batches.summary(batch_id)
+        assert (summary.completed_count, summary.failed_count) == (1, 1)
+        assert store.requests.get(ids[0])["labels"] is None  # no result row for the failed item
+        with store.engine.connect() as conn:
+            orphans = conn.execute(text(
+                "SELECT count(*) FROM inference_requests r LEFT JOIN inference_results s USING (request_id) "
+                "WHERE r.status = 'done' AND s.request_id IS NULL")).scalar_one()
+        assert orphans == 0
+
+    def test_a_webhook_is_claimed_by_one_replica_until_its_lease_runs_out(self, store: SqlStore) -> None:
+        batch_id, ids = _batch(store, 1)
+        _complete(store, ids[0])
+        first = store.outbox.claim("replica-a", timedelta(minutes=1))
+        assert [row["batch_id"] for row in first] == [batch_id] and first[0]["delivery_id"]
+        assert store.outbox.claim("replica-b", timedelta(minutes=1)) == []
+        assert store.outbox.due() == []
+        # replica-a dies; after its lease another replica takes the row over, with the same delivery id.
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE webhook_outbox SET lease_until = created_at"))
+        taken = store.outbox.claim("replica-b", timedelta(minutes=1))
+        assert [(row["batch_id"], row["delivery_id"]) for row in taken] == [(batch_id, first[0]["delivery_id"])]
+        assert store.outbox.record_attempt(batch_id, 200, None, True, None, owner="replica-a") is False
+        assert store.outbox.record_attempt(batch_id, 200, None, True, None, owner="replica-b") is True
+        assert store.outbox.claim("replica-a", timedelta(0)) == []
+
+    def test_idempotency_key_finds_the_first_batch_and_can_be_released(self, store: SqlStore) -> None:
+        def batch(batch_id: str, fingerprint: str | None) -> None:
+            store.batches.create(NewBatch(batch_id, "alice", None, [], "k-1", fingerprint),
+                                 [NewRequest(uuid.uuid4().hex, "alice", "m", batch_id=batch_id)])
+
+        first, second = uuid.uuid4().hex, uuid.uuid4().hex
+        batch(first, "f")
+        with pytest.raises(IdempotencyKeyTaken):
+            batch(second, "f")
+        assert store.batches.summary(second) is None
+        assert store.batches.by_idempotency_key("alice", "k-1") == (first, "f")
+        assert store.batches.by_idempotency_key("bob", "k-1") is None  # keys are per caller
+        store.batches.release_idempotency_key(first)
+        batch(second, None)
+        assert store.batches.by_idempotency_key("alice", "k-1") == (second, None)
+        assert store.batches.items_in_flight("alice") == 2
+
+    def test_key_limits_default_to_none_and_can_be_set(self, store: SqlStore) -> None:
+        key = store.keys.create("carol")
+        record = store.keys.get(key)
+        assert (record.caller_id, record.rate_per_s, record.max_concurrency) == ("carol", None, None)
+        assert store.keys.set_limits(record.key_hash, rate_per_s=2.5, max_concurrency=1)
+        assert (store.keys.get(key).rate_per_s, store.keys.get(key).max_concurrency) == (2.5, 1)
+        assert store.keys.set_limits("nope", burst=3) is False
+        with pytest.raises(ValueError):
+            store.keys.set_limits(record.key_hash, colour=1)

@@ -107,4 +107,4 @@ def test_batch_limits_and_validation(client) -> None:
         json={"items": [{"image_url": "http://example.com/a.jpg", "model_id": SCENE}], "callback_url": "file:///x"},
         headers=headers,
     )
-    assert (r.status_code, r.json()["error"]["code"]) == (400, "url_forbidden")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "bad_url")

@@ -45,9 +45,9 @@ class ClientLoop:
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as client:
-            i = 0
-            began = time.monotonic()
-            while not self.stop.wait(max(0.0, began + i / self.per_s - time.monotonic())):
+            i, sent = 0, 0.0
+            # Paced from the previous send, never catching up after a slow answer: the rate never exceeds per_s.
+            while not self.stop.wait(max(0.0, sent + 1 / self.per_s - time.monotonic())):
                 image = self.images[(i // 2) % len(self.images)] if i % 2 else self.images[0]
                 sent = time.monotonic()
                 response = client.post("/v1/recognize", files={"file": ("p.jpg", image)}, data={"model_id": MODEL})

@@ -68,14 +68,13 @@ def test_bad_items_fail_with_a_code_and_bad_messages_are_skipped(ports: Ports) -
     assert ports.backend.batches == []
 
 
-def test_an_unavailable_back_end_is_retried_then_raised_for_a_replay(
-    ports: Ports, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("transforms.batch_steps.INFER_RETRY_DELAYS_S", (0.0, 0.0))
+def test_an_unavailable_back_end_is_retried_then_raised_for_a_replay(ports: Ports) -> None:
+    ports.settings = ports.settings.model_copy(update={"dependency_retry_s": 0.5})  # the outage budget
     ports.backend.available = False
     red = ports.blobs.put("claims/red.png", RED)
     with pytest.raises(InferenceUnavailable):
         BatchSteps(ports).run([message("u-0", red)])
+    assert ports.backend.refused >= 2, "retried within the budget before giving up"
     assert status(ports, "u-0") == ("processing", None), "left for the replay, not failed"
     ports.backend.available = True
     BatchSteps(ports).run([message("u-0", red)])

@@ -48,11 +48,11 @@ def test_a_known_key_is_remembered_for_the_ttl_and_a_revoked_one_is_then_refused
     key = store.keys.create("alice")
     clock = Clock()
     cache = CallerKeys(store.keys, ttl_s=30, clock=clock)
-    assert cache.remembered(key) is None and cache.lookup(key) == "alice"
+    assert cache.remembered(key) is None and cache.lookup(key).caller_id == "alice"
     assert cache.lookup("irk_unknown") is None and cache.remembered("irk_unknown") is None
     assert store.keys.revoke(hash_key(key))
     clock.now += 29.9
-    assert cache.remembered(key) == "alice", "within the TTL the process still trusts what it saw"
+    assert cache.remembered(key).caller_id == "alice", "within the TTL the process still trusts what it saw"
     clock.now += 0.1
     assert cache.remembered(key) is None and cache.lookup(key) is None
 

@@ -6,13 +6,15 @@ import base64
 import contextlib
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from pipelines.job_spec import CONSUMER_GROUP
 from runners.stack.components.base import Component, ComponentError, port_open, quietly
 from runners.stack.install import HERE, ensure_kafka_jars
 
@@ -108,6 +110,12 @@ class Kafka(Component):
         return quietly(probe)
 
     def after_ready(self) -> None:
+        """Create the topics, then wait until they have leaders and the job's group coordinator answers.
+
+        A fresh broker accepts a topic before every partition has a leader, and creates its offsets topic (and
+        with it every group coordinator) only when a client first asks for one; a job started before either is
+        settled has seen its source stall. So the stack is not ready until both are.
+        """
         app = self.app_settings
         admin = self.admin()
         try:
@@ -119,5 +127,16 @@ class Kafka(Component):
                 # Another client may have created one in the meantime.
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(wanted)
+            deadline = time.monotonic() + self.settings.start_timeout_s
+            timeout_ms = int(self.settings.start_timeout_s * 1000)
+            admin.wait_for_topics([topic.name for topic in topics], timeout_ms=timeout_ms)
+            while True:
+                try:
+                    admin.list_group_offsets({CONSUMER_GROUP: None})  # answered by the group's coordinator
+                    break
+                except KafkaError as exc:
+                    if time.monotonic() > deadline:
+                        raise ComponentError(self, f"no group coordinator for {CONSUMER_GROUP}: {exc}") from exc
+                    time.sleep(0.5)
         finally:
             admin.close()

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql.database import Database, now
-from transforms.store import BatchSummary, NewBatch, NewRequest
+from transforms.store import BatchSummary, IdempotencyKeyTaken, NewBatch, NewRequest
 
 TERMINAL = ("done", "failed")
 
@@ -25,12 +26,41 @@ class SqlBatches:
         self.db = db
 
     def create(self, batch: NewBatch, requests: Sequence[NewRequest]) -> None:
-        """Write the batch and its request rows in one transaction."""
+        """Write the batch and its request rows in one transaction.
+
+        Raises IdempotencyKeyTaken (and writes nothing) when the caller has a batch with this idempotency key.
+        """
         ts = now()
         rows = [{**r.__dict__, "submitted_at": ts} for r in requests]
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(t.batches.insert().values(**batch.__dict__, total_count=len(requests), created_at=ts))
+                conn.execute(t.inference_requests.insert(), rows)
+        except IntegrityError as exc:
+            key = batch.idempotency_key
+            if key is not None and self.by_idempotency_key(batch.caller_id, key):
+                raise IdempotencyKeyTaken(key) from exc
+            raise
+
+    def by_idempotency_key(self, caller_id: str, key: str) -> tuple[str, str | None] | None:
+        """(batch_id, request fingerprint) of the caller's batch created with this idempotency key."""
+        b = t.batches
+        q = select(b.c.batch_id, b.c.request_fingerprint).where(b.c.caller_id == caller_id, b.c.idempotency_key == key)
+        with self.db.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return (row.batch_id, row.request_fingerprint) if row else None
+
+    def release_idempotency_key(self, batch_id: str) -> None:
+        """Forget a batch's idempotency key (its submission failed), so the client's retry makes a new batch."""
         with self.db.engine.begin() as conn:
-            conn.execute(t.batches.insert().values(**batch.__dict__, total_count=len(requests), created_at=ts))
-            conn.execute(t.inference_requests.insert(), rows)
+            conn.execute(update(t.batches).where(t.batches.c.batch_id == batch_id).values(idempotency_key=None))
+
+    def items_in_flight(self, caller_id: str) -> int:
+        """The caller's requests not yet finished (pending or processing)."""
+        r = t.inference_requests
+        q = select(func.count()).where(r.c.caller_id == caller_id, r.c.status.in_(("pending", "processing")))
+        with self.db.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
 
     def summary(self, batch_id: str) -> BatchSummary | None:
         """Counts by state for one batch."""
@@ -81,6 +111,23 @@ class SqlBatches:
         r = t.inference_requests
         with self.db.engine.connect() as conn:
             return conn.execute(select(func.count()).where(r.c.status.in_(("pending", "processing")))).scalar_one()
+
+    def open_progress(self) -> list[tuple[str, int, int, int]]:
+        """(batch_id, finished, pending, processing) of every batch that has not ended."""
+        r, b = t.inference_requests, t.batches
+        q = (
+            select(
+                b.c.batch_id,
+                func.count().filter(r.c.status.in_(TERMINAL)),
+                func.count().filter(r.c.status == "pending"),
+                func.count().filter(r.c.status == "processing"),
+            )
+            .select_from(b.join(r, r.c.batch_id == b.c.batch_id))
+            .where(b.c.completed_at.is_(None))
+            .group_by(b.c.batch_id)
+        )
+        with self.db.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(q)]
 
     def unfinished(self) -> tuple[int, datetime | None]:
         """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""

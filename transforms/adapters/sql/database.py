@@ -8,6 +8,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from transforms.store import StoreUnavailable
+
+# Bounds on every database call: a dead or stuck server costs a caller seconds, not minutes.
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 15_000
+POOL_TIMEOUT_S = 5
 
 
 def now() -> datetime:
@@ -35,7 +43,26 @@ class Database:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=POOL_TIMEOUT_S,
+                connect_args={
+                    "connect_timeout": CONNECT_TIMEOUT_S,
+                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                },
+            )
+
+        @event.listens_for(engine, "handle_error")
+        def _unavailable(context: Any) -> None:
+            # Lost, refused or timed-out connections (and statement timeouts) are an outage, not a bug.
+            if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
+                raise StoreUnavailable(f"database unavailable: {context.original_exception}") from (
+                    context.sqlalchemy_exception
+                )
+
         return cls(engine)
 
     def ping(self) -> bool:

@@ -36,17 +36,31 @@ class SqlKeys:
 
     def caller_for(self, key: str) -> str | None:
         """The caller an API key belongs to, or None when unknown or revoked."""
+        record = self.get(key)
+        return record.caller_id if record else None
+
+    def get(self, key: str) -> ApiKey | None:
+        """The live key's caller and admission limits (None where the settings' default applies)."""
         k = t.api_keys
-        q = select(k.c.caller_id).where(k.c.key_hash == hash_key(key), k.c.revoked_at.is_(None))
+        q = select(k).where(k.c.key_hash == hash_key(key), k.c.revoked_at.is_(None))
         with self.db.engine.connect() as conn:
-            return conn.execute(q).scalar_one_or_none()
+            row = conn.execute(q).first()
+        return ApiKey(**row._mapping) if row else None
+
+    def set_limits(self, key_hash: str, **limits: float | int | None) -> bool:
+        """Set admission limits of one key (by its hash); None restores the default. False if no such key."""
+        unknown = set(limits) - set(ApiKey.LIMITS)
+        if unknown:
+            raise ValueError(f"unknown limits {sorted(unknown)}; known: {ApiKey.LIMITS}")
+        with self.db.engine.begin() as conn:
+            done = conn.execute(update(t.api_keys).where(t.api_keys.c.key_hash == key_hash).values(**limits))
+        return done.rowcount == 1
 
     def all(self) -> list[ApiKey]:
         """Every key, oldest first (revoked ones included)."""
         k = t.api_keys
-        q = select(k.c.key_hash, k.c.caller_id, k.c.created_at, k.c.revoked_at).order_by(k.c.created_at)
         with self.db.engine.connect() as conn:
-            return [ApiKey(*row) for row in conn.execute(q)]
+            return [ApiKey(**row._mapping) for row in conn.execute(select(k).order_by(k.c.created_at))]
 
     def revoke(self, key_hash: str) -> bool:
         """Stamp the key revoked; False when it was unknown or already revoked."""

@@ -1,5 +1,6 @@
 """Requests and their results. Every write of the batch path is idempotent on a natural key (request_id, and
-(request_id, model_id, model_version) for results), so a replay after a restart changes nothing."""
+(request_id, model_id, model_version) for results), and finished states are final, so a replay after a restart
+changes nothing."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import case, func, select, update
 
 from transforms.adapters.sql import tables as t
-from transforms.adapters.sql.batches import close_finished_batches
+from transforms.adapters.sql.batches import TERMINAL, close_finished_batches
 from transforms.adapters.sql.database import Database, now
 from transforms.messages import BatchItemMessage
 from transforms.store import CompletedItem, FinishedRequest, NewRequest
@@ -44,33 +45,41 @@ class SqlRequests:
             )
 
     def complete(self, items: Sequence[CompletedItem]) -> None:
-        """Upsert the results and mark the requests done, one transaction for a whole micro-batch; idempotent on
-        (request_id, model_id, model_version)."""
+        """Mark the requests done with their results, one transaction for a whole micro-batch.
+
+        Only requests still open move to done, and each gets its result row in the same transaction, so a done
+        request always has its result and a replay changes nothing. A request already sent to inference
+        (`processing`) that is now answered from the cache found its own first attempt's entry (a replay after a
+        crash between the cache write and this one): that is not a cache hit.
+        """
         if not items:
             return
         ts = now()
-        res = t.inference_results
-        stmt = self.db.dialect.insert(res)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[res.c.request_id, res.c.model_id, res.c.model_version],
-            set_={
-                "labels": stmt.excluded.labels,
-                "threshold_applied": stmt.excluded.threshold_applied,
-                # A replay served from the cache has no raw output of its own: keep the first one.
-                "raw_output_path": func.coalesce(stmt.excluded.raw_output_path, res.c.raw_output_path),
-            },
-        )
+        by_id = {i.request_id: i for i in items}
         r = t.inference_requests
-        done = (
+        finish = (
             update(r)
-            .where(r.c.request_id == bindparam("rid"), r.c.status != "done")
-            .values(status="done", image_hash=bindparam("ihash"), completed_at=ts, error_code=None, error_message=None)
+            .where(r.c.request_id.in_(list(by_id)))
+            .values(
+                status="done",
+                image_hash=case({rid: i.image_hash for rid, i in by_id.items()}, value=r.c.request_id),
+                completed_at=ts,
+                error_code=None,
+                error_message=None,
+            )
+            .returning(r.c.request_id)
         )
         with self.db.engine.begin() as conn:
-            conn.execute(stmt, [_result_row(i, ts) for i in items])
-            # One executemany (a pipelined batch on psycopg), not a round trip per item.
-            conn.execute(done, [{"rid": i.request_id, "ihash": i.image_hash} for i in items])
-            close_finished_batches(conn, self.db.dialect, [i.request_id for i in items])
+            inferred = set(conn.execute(finish.where(r.c.status == "processing")).scalars())
+            fresh = set(conn.execute(finish.where(r.c.status == "pending")).scalars())
+            rows = [
+                _result_row(by_id[rid], ts, cache_hit=by_id[rid].cache_hit and rid not in inferred)
+                for rid in by_id
+                if rid in inferred or rid in fresh
+            ]
+            if rows:
+                conn.execute(self.db.dialect.insert(t.inference_results).on_conflict_do_nothing(), rows)
+            close_finished_batches(conn, self.db.dialect, list(by_id))
 
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
         """New requests that are already answered (the sync path): request and result rows, one transaction."""
@@ -95,12 +104,12 @@ class SqlRequests:
                 conn.execute(t.inference_results.insert(), results)
 
     def fail(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
-        """Mark a request failed with a reason; a request already done stays done."""
+        """Mark a request failed with a reason; a finished request (done or failed) stays as it is."""
         r = t.inference_requests
         with self.db.engine.begin() as conn:
             conn.execute(
                 update(r)
-                .where(r.c.request_id == request_id, r.c.status != "done")
+                .where(r.c.request_id == request_id, r.c.status.not_in(TERMINAL))
                 .values(
                     status="failed",
                     error_code=code,
@@ -126,14 +135,14 @@ class SqlRequests:
         return dict(row._mapping) if row else None
 
 
-def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
+def _result_row(item: CompletedItem, ts: datetime, cache_hit: bool | None = None) -> dict[str, Any]:
     return {
         "request_id": item.request_id,
         "model_id": item.model_id,
         "model_version": item.model_version,
         "labels": [lbl.to_dict() for lbl in item.labels],
         "threshold_applied": item.threshold_applied,
-        "cache_hit": item.cache_hit,
+        "cache_hit": item.cache_hit if cache_hit is None else cache_hit,
         "raw_output_path": item.raw_output_uri,
         "created_at": ts,
     }

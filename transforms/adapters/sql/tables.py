@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -102,6 +103,11 @@ api_keys = Table(
     Column("caller_id", String(128), ForeignKey("callers.caller_id"), nullable=False),
     Column("created_at", Ts, nullable=False),
     Column("revoked_at", Ts),
+    # Admission limits of this key; NULL means the settings' default.
+    Column("rate_per_s", Float),
+    Column("burst", Integer),
+    Column("max_concurrency", Integer),
+    Column("max_batch_items_in_flight", Integer),
 )
 
 batches = Table(
@@ -114,6 +120,10 @@ batches = Table(
     Column("callback_url", Text),
     Column("created_at", Ts, nullable=False),
     Column("completed_at", Ts),
+    # A client's retry of POST /v1/recognize/batch with the same Idempotency-Key finds this batch.
+    Column("idempotency_key", String(255)),
+    Column("request_fingerprint", String(64)),
+    UniqueConstraint("caller_id", "idempotency_key", name="uq_batches_caller_idempotency_key"),
 )
 
 inference_requests = Table(
@@ -136,6 +146,7 @@ inference_requests = Table(
     Index("ix_inference_requests_batch", "batch_id", "status"),
     Index("ix_inference_requests_caller", "caller_id", "submitted_at"),
     Index("ix_inference_requests_model", "model_id", "submitted_at"),  # popular images of a model (warm-up)
+    Index("ix_inference_requests_caller_status", "caller_id", "status"),
 )
 
 inference_results = Table(
@@ -161,6 +172,11 @@ webhook_outbox = Table(
     Column("delivered_at", Ts),
     Column("gave_up_at", Ts),
     Column("created_at", Ts, nullable=False),
+    # Sent as X-Imgrec-Delivery-Id with every attempt, so a receiver can drop a repeat.
+    Column("delivery_id", String(64)),
+    # The replica delivering it now; another may take it over once the lease has run out.
+    Column("lease_owner", String(64)),
+    Column("lease_until", Ts),
 )
 
 webhook_attempts = Table(

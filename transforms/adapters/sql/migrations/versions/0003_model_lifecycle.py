@@ -2,7 +2,7 @@
 most requested images of a model.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0003"
-down_revision = "0001"  # re-chained after 0002 (faults and admission) once that lands
+down_revision = "0002"
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Ts = sa.DateTime(timezone=True)
