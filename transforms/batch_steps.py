@@ -24,7 +24,7 @@ from enum import Enum
 import numpy as np
 from pydantic import ValidationError
 
-from transforms.cache import CacheKey
+from transforms.cache import CachedResult, CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors
@@ -92,6 +92,7 @@ class Outcome:
     labels: list[Label]
     cache_hit: bool
     raw_output_uri: str | None = None
+    embedding: np.ndarray | None = None
 
     @property
     def batch_key(self) -> str:
@@ -198,11 +199,14 @@ class BatchSteps:
         first = copies[0]
         timer = StageTimer(BATCH_PATH)
         with timer.stage("cache_get"):
-            labels = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
+            hit = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
         timer.finish()
-        if labels is None:
+        if hit is None:
             return None
-        return [Outcome(c.msg, c.model, c.image_hash, list(labels), cache_hit=True) for c in copies]
+        return [
+            Outcome(c.msg, c.model, c.image_hash, list(hit.labels), cache_hit=True, embedding=hit.embedding)
+            for c in copies
+        ]
 
     def preprocess(self, item: FetchedItem) -> PreparedItem:
         """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
@@ -223,7 +227,7 @@ class BatchSteps:
     def infer(self, items: Sequence[PreparedItem]) -> list[Outcome]:
         """One back-end call for a micro-batch of one model version; identical images are inferred once.
 
-        Raw outputs go to the blob store and unthresholded labels to the cache (what the model said).
+        Raw outputs go to the blob store and unthresholded labels (and vectors) to the cache (what the model said).
         """
         if not items:
             return []
@@ -252,25 +256,26 @@ class BatchSteps:
             for item in items:
                 self.fail(item.msg, error, item.image_hash)
             return []
-        by_hash: dict[str, tuple[list[Label], str]] = {}
+        by_hash: dict[str, tuple[CachedResult, str]] = {}
         with timer.stage("raw_output"):
             for item, prediction in zip(firsts, predictions, strict=True):
                 key = raw_key(model.model_id, model.version, item.image_hash)
                 uri = self.ports.raw_outputs.submit(key, prediction.raw)
-                by_hash[item.image_hash] = (prediction.labels, uri)
+                by_hash[item.image_hash] = (CachedResult(prediction.labels, prediction.embedding), uri)
         # A replay that finds these cache entries tells its own first attempt from a real hit by the processing
         # mark (`Store.complete_requests`), so the marks must be written before the entries exist.
         if not self.ports.processing_marks.flush(timeout_s=self.ports.settings.dependency_retry_s):
             raise StoreUnavailable("the micro-batch's processing marks could not be written")
         with timer.stage("cache_put"):
             self.ports.cache.put_many(
-                [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
+                [(CacheKey(h, model.model_id, model.version), result) for h, (result, _) in by_hash.items()]
             )
         timer.finish()
-        return [
-            Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
-            for i in items
-        ]
+        outcomes = []
+        for i in items:
+            result, uri = by_hash[i.image_hash]
+            outcomes.append(Outcome(i.msg, model, i.image_hash, list(result.labels), False, uri, result.embedding))
+        return outcomes
 
     def finish(self, outcomes: Sequence[Outcome]) -> None:
         """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
@@ -292,6 +297,7 @@ class BatchSteps:
                     o.raw_output_uri,
                     o.cache_hit,
                     applied,
+                    o.embedding,
                 )
             )
         with timer.stage("store"):

@@ -27,6 +27,7 @@ from transforms.adapters.sql import SqlStore, upgrade
 from transforms.adapters.sql.lifecycle import SqlLifecycleStore
 from transforms.adapters.triton import TritonBackend
 from transforms.adapters.triton_repository import TritonModelRepository, build_triton_repository
+from transforms.adapters.usearch import UsearchFactory
 from transforms.backends.base import InferenceBackend
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue
 from transforms.batch_submission import BatchSubmitter
@@ -172,6 +173,7 @@ def build_ports(settings: Settings) -> Ports:
         backend=make_backend(settings),
         blobs=make_blob_store(settings),
         fetcher=HttpImageFetcher(settings),
+        vectors=UsearchFactory(settings.similarity_index_dtype),
     )
 
 

@@ -16,7 +16,9 @@ from transforms.handlers.base import ModelHandler, ModelVersion
 from transforms.raw_outputs import KeptImages, RawOutputWriter
 from transforms.routing import VersionRouter
 from transforms.settings import Settings
+from transforms.similarity import SimilarityIndex
 from transforms.store import FinishedRequest, Store
+from transforms.vector_index import VectorIndexFactory
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Ports:
     backend: InferenceBackend
     blobs: BlobStore
     fetcher: ImageFetcher
+    vectors: VectorIndexFactory
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
 
     def model_for(self, model_id: str, version: str | None = None) -> ModelVersion:
@@ -70,6 +73,12 @@ class Ports:
         )
 
     @cached_property
+    def similarity(self) -> SimilarityIndex:
+        """The per-caller similarity indexes (loaded on first use, saved in the background)."""
+        interval = self.settings.similarity_save_interval_s
+        return SimilarityIndex(self.store.embeddings, self.blobs, self.vectors, interval)
+
+    @cached_property
     def processing_marks(self) -> BackgroundWriter[str]:
         """pending -> processing marks of batch requests, written in the background: a mark only moves a pending
         request forward (never a done one back), so it may land after the result without harm."""
@@ -77,7 +86,7 @@ class Ports:
 
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""
-        for writer in ("raw_outputs", "kept_images", "finished_requests", "processing_marks"):
+        for writer in ("raw_outputs", "kept_images", "finished_requests", "processing_marks", "similarity"):
             if writer in self.__dict__:  # only those started
                 self.__dict__[writer].close()
         self.backend.close()

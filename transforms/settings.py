@@ -129,6 +129,21 @@ class Settings(BaseSettings):
         "imgrec_batches_stalled and a log line naming the stage).",
     )
 
+    # --- embeddings and similarity search ---
+    embedding_model_id: str = Field(
+        "image-embedding", description="The model whose vectors similarity search and near-duplicate hints use."
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, ge=0, le=1, description="Cosine similarity at or above which an earlier image is a near duplicate."
+    )
+    near_duplicate_max: int = Field(5, ge=1, description="Most near duplicates listed in one recognition answer.")
+    similarity_index_dtype: str = Field(
+        "f16", description="Scalar type of the similarity index's vectors: f32, f16 (half the memory) or i8."
+    )
+    similarity_save_interval_s: float = Field(
+        30.0, gt=0, description="How often changed similarity indexes are written to the blob store."
+    )
+
     @property
     def resolved_model_store(self) -> Path:
         """The model store directory."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
 
@@ -121,6 +123,16 @@ class CompletedItem:
     raw_output_uri: str | None
     cache_hit: bool
     threshold_applied: float | None = None
+    embedding: np.ndarray | None = None  # an embedding model's vector, stored once per (image, model, version)
+
+
+@dataclass(frozen=True)
+class CallerImage:
+    """What a caller knows about one of its images: its latest finished request and the labels each model gave."""
+
+    image_hash: str
+    request_id: str
+    labels: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,29 @@ class RequestStore(Protocol):
     def get(self, request_id: str) -> dict[str, Any] | None: ...
 
 
+class EmbeddingStore(Protocol):
+    """Image vectors (written with the results, `CompletedItem.embedding`) and the caller's view of them."""
+
+    def put(self, image_hash: str, model_id: str, model_version: str, vector: np.ndarray) -> None:
+        """Store a vector unless one is stored for this image and model version already."""
+        ...
+
+    def vectors(self, image_hashes: Sequence[str], model_id: str, model_version: str) -> dict[str, np.ndarray]:
+        """The stored vectors of these images (those without one are absent)."""
+        ...
+
+    def caller_hashes(
+        self, caller_id: str, model_id: str, model_version: str, since: datetime | None = None
+    ) -> set[str]:
+        """The images with a vector that the caller has finished requests for (any model); with `since`, only those
+        whose request finished or whose vector was stored at or after it (a superset of what changed since)."""
+        ...
+
+    def caller_images(self, caller_id: str, image_hashes: Sequence[str]) -> dict[str, CallerImage]:
+        """The caller's own finished requests of these images; images it never sent are absent."""
+        ...
+
+
 class BatchStore(Protocol):
     """Batches and their progress."""
 
@@ -243,6 +278,7 @@ class Store(Protocol):
     requests: RequestStore
     batches: BatchStore
     outbox: OutboxStore
+    embeddings: EmbeddingStore
 
     def ping(self) -> bool: ...
 
@@ -250,6 +286,7 @@ class Store(Protocol):
 
 
 __all__ = [
-    "ApiKey", "BatchStore", "BatchSummary", "CompletedItem", "FinishedRequest", "IdempotencyKeyTaken", "KeyStore",
-    "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore", "Store", "StoreUnavailable",
+    "ApiKey", "BatchStore", "BatchSummary", "CallerImage", "CompletedItem", "EmbeddingStore", "FinishedRequest",
+    "IdempotencyKeyTaken", "KeyStore", "NewBatch", "NewRequest", "OutboxStore", "RegistryStore", "RequestStore",
+    "Store", "StoreUnavailable",
 ]  # fmt: skip

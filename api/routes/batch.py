@@ -17,6 +17,7 @@ from api.schemas import (
     ErrorBody,
     ErrorResponse,
     RejectedItem,
+    embedding_out,
 )
 from transforms.batch_submission import Submission
 from transforms.errors import RecognitionError
@@ -104,4 +105,6 @@ def batch_status(
 def _item(row: dict) -> BatchItemResult:
     """A row of `batches.results` (request, result, error columns) as the API shows an item."""
     error = ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
-    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error})
+    vector = row["embedding"]
+    embedding = None if vector is None else embedding_out(vector)
+    return BatchItemResult.model_validate({**row, "index": row["item_index"], "error": error, "embedding": embedding})

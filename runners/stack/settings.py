@@ -74,7 +74,8 @@ class StackSettings(BaseSettings):
     api_port: int = Field(18080, description="Port of the API started by the stack.")
     submit_job: bool = Field(True, description="Submit the batch job to Flink during `stack up`.")
 
-    start_timeout_s: float = Field(120.0, description="Longest wait for one component to become ready.")
+    # A JVM (Kafka, Flink) on a 2-core machine shared with other stacks took over 120 s to start; quiet, ~10 s.
+    start_timeout_s: float = Field(300.0, description="Longest wait for one component to become ready.")
     stop_timeout_s: float = Field(30.0, description="Longest wait for one component to stop before SIGKILL.")
 
     @classmethod

@@ -4,15 +4,16 @@ fixture seeded with `MODEL`."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
 from transforms.adapters.sql import SqlStore
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import CompletedItem, IdempotencyKeyTaken, NewBatch, NewRequest
+from transforms.store import CompletedItem, FinishedRequest, IdempotencyKeyTaken, NewBatch, NewRequest
 
 MODEL = ModelVersion(
     model_id="m",
@@ -125,6 +126,43 @@ class StoreContract:
         assert (row["caller_id"], row["status"], row["labels"]) == ("bob", "pending", None)
         store.requests.complete([CompletedItem("r-1", "m", "1", "h", [Label("a", 0.5)], None, cache_hit=False)])
         assert store.requests.get("r-1")["status"] == "done"
+
+    def test_vectors_are_written_with_results_once_and_seen_only_through_the_callers_requests(
+        self, store: SqlStore
+    ) -> None:
+        rng = np.random.default_rng(1)
+        a, b, c = (rng.random(16, dtype=np.float32) for _ in range(3))
+        batch_id, ids = _batch(store, 2, callback=None)  # alice's batch
+        store.requests.complete(
+            [
+                CompletedItem(ids[0], "m", "1", "ha", [], None, False, embedding=a),
+                CompletedItem(ids[1], "m", "1", "hb", [Label("x", 0.9)], None, False, embedding=b),
+            ]
+        )
+        # A replay with another vector changes nothing: an image's vector through one version is written once.
+        store.requests.complete([CompletedItem(ids[0], "m", "1", "ha", [], None, False, embedding=c)])
+        assert np.array_equal(store.embeddings.vectors(["ha"], "m", "1")["ha"], a)
+        assert store.embeddings.vectors(["ha"], "m", "2") == {}
+        # Bob's sync request of image hb (another model) and of his own image hc.
+        finished = [
+            FinishedRequest(NewRequest(rid, "bob", model, image_hash=h), CompletedItem(rid, model, "1", h, [], None,
+                            False, embedding=e))
+            for rid, model, h, e in (("r-b1", "other", "hb", None), ("r-b2", "m", "hc", c))
+        ]  # fmt: skip
+        store.requests.insert_finished(finished)
+        assert store.embeddings.caller_hashes("alice", "m", "1") == {"ha", "hb"}
+        assert store.embeddings.caller_hashes("bob", "m", "1") == {"hb", "hc"}  # he sent hb too, for another model
+        assert store.embeddings.caller_hashes("carol", "m", "1") == set()
+        assert store.embeddings.caller_hashes("alice", "m", "2") == set()
+        later = datetime.now(UTC) + timedelta(minutes=1)
+        assert store.embeddings.caller_hashes("alice", "m", "1", since=later) == set()
+        vectors = store.embeddings.vectors(["ha", "hb", "hc", "nope"], "m", "1")
+        assert set(vectors) == {"ha", "hb", "hc"} and np.array_equal(vectors["hb"], b)
+        images = store.embeddings.caller_images("bob", ["ha", "hb", "hc"])
+        assert set(images) == {"hb", "hc"} and images["hb"].request_id == "r-b1"
+        assert store.embeddings.caller_images("alice", ["hb"])["hb"].labels == {"m": [{"label": "x", "score": 0.9}]}
+        results = store.batches.results(batch_id, 0, 10)
+        assert np.array_equal(results[0]["embedding"], a) and np.array_equal(results[1]["embedding"], b)
 
     def test_a_replay_that_finds_its_own_result_in_the_cache_is_not_a_hit(self, store: SqlStore) -> None:
         _, ids = _batch(store, 3, callback=None)

@@ -250,8 +250,8 @@ def test_warm_up_runs_the_popular_images_through_the_batch_path(ports: Ports, tm
     result = warmer.warm(v2, WarmOptions(top_n=10, deadline_s=30), seen.append)
     assert (result.total, result.cached, result.queued, result.without_image) == (4, 3, 2, 1)
     assert not result.timed_out and seen[0].cached == 1
-    labels = ports.cache.get_many([CacheKey(p.image_hash, TINY, "2") for p in popular[:3]])
-    assert [lbls[0].label for lbls in labels if lbls] == ["red", "green", "blue"]
+    results = ports.cache.get_many([CacheKey(p.image_hash, TINY, "2") for p in popular[:3]])
+    assert [r.labels[0].label for r in results if r] == ["red", "green", "blue"]
     assert {m.model_version for m in published} == {"2"}  # pinned, not routed (v1 is the active version)
     row = ports.store.requests.get(published[0].request_id)
     assert row is not None and row["caller_id"] == "model-warmup" and row["status"] == "done"

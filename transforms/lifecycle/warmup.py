@@ -120,4 +120,4 @@ class CacheWarmer:
     def _missing(self, keys: dict[str, CacheKey]) -> set[str]:
         hashes = list(keys)
         found = self.cache.get_many([keys[h] for h in hashes])
-        return {h for h, labels in zip(hashes, found, strict=True) if labels is None}
+        return {h for h, result in zip(hashes, found, strict=True) if result is None}

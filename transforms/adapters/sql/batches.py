@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql.database import Database, now
+from transforms.adapters.sql.embeddings import from_blob
 from transforms.store import BatchSummary, IdempotencyKeyTaken, NewBatch, NewRequest
 
 TERMINAL = ("done", "failed")
@@ -90,21 +91,28 @@ class SqlBatches:
         )
 
     def results(self, batch_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
-        """One page of a batch's items in item order, with labels or error."""
-        r, res = t.inference_requests, t.inference_results
+        """One page of a batch's items in item order, with labels (and an embedding model's vector) or error."""
+        r, res, e = t.inference_requests, t.inference_results, t.image_embeddings
+        vector_of = (e.c.image_hash == r.c.image_hash) & (e.c.model_id == res.c.model_id) & (
+            e.c.model_version == res.c.model_version
+        )
         q = (
             select(
                 r.c.request_id, r.c.item_index, r.c.status, r.c.model_id, r.c.error_code, r.c.error_message,
-                res.c.model_version, res.c.labels, res.c.cache_hit, res.c.threshold_applied,
+                res.c.model_version, res.c.labels, res.c.cache_hit, res.c.threshold_applied, e.c.vector,
             )
-            .select_from(r.outerjoin(res, res.c.request_id == r.c.request_id))
+            .select_from(r.outerjoin(res, res.c.request_id == r.c.request_id).outerjoin(e, vector_of))
             .where(r.c.batch_id == batch_id)
             .order_by(r.c.item_index)
             .offset(offset)
             .limit(limit)
         )  # fmt: skip
         with self.db.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(q)]
+            rows = [dict(row._mapping) for row in conn.execute(q)]
+        for row in rows:
+            vector = row.pop("vector")
+            row["embedding"] = None if vector is None else from_blob(vector)
+        return rows
 
     def pending_backlog(self) -> int:
         """Requests not yet finished, across all callers (for completion estimates)."""

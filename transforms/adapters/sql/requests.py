@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select, update
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql.batches import TERMINAL, close_finished_batches
 from transforms.adapters.sql.database import Database, now
+from transforms.adapters.sql.embeddings import insert_embeddings
 from transforms.messages import BatchItemMessage
 from transforms.store import CompletedItem, FinishedRequest, NewRequest
 
@@ -79,6 +80,7 @@ class SqlRequests:
             ]
             if rows:
                 conn.execute(self.db.dialect.insert(t.inference_results).on_conflict_do_nothing(), rows)
+            insert_embeddings(conn, self.db, items, ts)
             close_finished_batches(conn, self.db.dialect, list(by_id))
 
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
@@ -102,6 +104,7 @@ class SqlRequests:
             conn.execute(t.inference_requests.insert(), requests)
             if results:
                 conn.execute(t.inference_results.insert(), results)
+            insert_embeddings(conn, self.db, [f.result for f in rows if f.result is not None], ts)
 
     def fail(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a finished request (done or failed) stays as it is."""

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from transforms.adapters.sql.batches import SqlBatches
 from transforms.adapters.sql.database import Database
+from transforms.adapters.sql.embeddings import SqlEmbeddings
 from transforms.adapters.sql.keys import SqlKeys
 from transforms.adapters.sql.outbox import SqlOutbox
 from transforms.adapters.sql.registry import SqlRegistry
@@ -14,7 +15,7 @@ from transforms.adapters.sql.requests import SqlRequests
 
 
 class SqlStore:
-    """Registry, keys, requests and results, batches and the webhook outbox on one database."""
+    """Registry, keys, requests and results, batches, the webhook outbox and image vectors on one database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -23,6 +24,7 @@ class SqlStore:
         self.requests = SqlRequests(db)
         self.batches = SqlBatches(db)
         self.outbox = SqlOutbox(db)
+        self.embeddings = SqlEmbeddings(db)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -147,6 +148,7 @@ inference_requests = Table(
     Index("ix_inference_requests_caller", "caller_id", "submitted_at"),
     Index("ix_inference_requests_model", "model_id", "submitted_at"),  # popular images of a model (warm-up)
     Index("ix_inference_requests_caller_status", "caller_id", "status"),
+    Index("ix_inference_requests_caller_image", "caller_id", "image_hash"),
 )
 
 inference_results = Table(
@@ -160,6 +162,18 @@ inference_results = Table(
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("raw_output_path", Text),
     Column("created_at", Ts, nullable=False),
+)
+
+image_embeddings = Table(
+    "image_embeddings",
+    metadata,
+    Column("image_hash", String(64), primary_key=True),
+    Column("model_id", String(128), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("dimension", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),  # little-endian float32, L2-normalised
+    Column("created_at", Ts, nullable=False),
+    Index("ix_image_embeddings_created", "model_id", "model_version", "created_at"),
 )
 
 webhook_outbox = Table(
