@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from api.admission import Admission
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
-from api.routes import batch, console, health, recognize, requests, search
+from api.routes import batch, console, health, models, recognize, requests, search
 from transforms.composition import build_services
 from transforms.keys import CallerKeys
 from transforms.settings import Settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     app.include_router(recognize.router)
     app.include_router(batch.router)
     app.include_router(requests.router)
+    app.include_router(models.router)
     app.include_router(search.router)
     app.include_router(console.router)
     app.mount(console.ASSETS_PATH, console.static_files(), name="console")

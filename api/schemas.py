@@ -185,3 +185,27 @@ class BatchStatus(BaseModel):
     rejected: list[RejectedItem]
     results: list[BatchItemResult] | None = Field(None, description="Present when the batch has ended; paginated.")
     next_offset: int | None = None
+
+
+class VersionOut(BaseModel):
+    version: str
+    state: Literal["registered", "evaluated", "canary", "active", "retired"]
+    framework: str = Field(description="What was uploaded: onnx or torchscript (served as ONNX either way).")
+    handler: str
+
+
+class ModelOut(BaseModel):
+    model_id: str
+    active_version: str | None = Field(description="The version that serves the traffic (null: none yet).")
+    canary_version: str | None = Field(description="The version taking `canary_weight` of the traffic, if any.")
+    canary_weight: float = Field(ge=0, le=1)
+    default_confidence_threshold: float | None = Field(description="The active version's default threshold.")
+    min_label_count: int | None = Field(
+        description="The active version's fallback: the threshold is lowered until this many labels qualify."
+    )
+    labels: list[str] = Field(description="Label names the active version can answer.")
+    versions: list[VersionOut]
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]

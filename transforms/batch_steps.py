@@ -31,6 +31,7 @@ from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
+from transforms.model_metrics import observe_answer, observe_error
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
 from transforms.results import BatchCompleted, ItemResult, failed_result, lenient_identity
@@ -209,7 +210,7 @@ class BatchSteps:
     def _fetch(self, msg: BatchItemMessage) -> FetchedItem:
         timer = StageTimer(BATCH_PATH)
         with timer.stage("route"):
-            model = self.ports.model_for(msg.model_id)
+            model = self.ports.model_for(msg.model_id, msg.model_version)
         with timer.stage("fetch"):
             if msg.image_uri.startswith(("http://", "https://")):
                 data = self.ports.fetcher.fetch(msg.image_uri, max_bytes=self.ports.settings.batch_max_bytes)
@@ -290,6 +291,7 @@ class BatchSteps:
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
             log.exception("micro-batch of %s failed", model_key(model))
             error = RecognitionError("inference_failed", f"inference failed: {exc}")
+            observe_error(model.model_id, model.version, "inference_failed")
             return [Outcome(i.msg, model, i.image_hash, [], False, error=error) for i in items]
         by_hash: dict[str, tuple[CachedResult, str]] = {}
         with timer.stage("raw_output"):
@@ -323,6 +325,7 @@ class BatchSteps:
         failed = [self.fail(o.msg, o.error, o.image_hash, o.model) for o in outcomes if o.error is not None]
         completed = []
         for o in ok:
+            observe_answer(o.model.model_id, o.model.version, o.labels, o.cache_hit)
             kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(

@@ -31,8 +31,13 @@ class ModelCatalog:
         return rows
 
     def get(self, model_id: str, version: str) -> ModelVersion:
-        """One version; unknown ones raise `unknown_model`."""
-        for row in self.versions(model_id):
-            if row.version == version:
-                return row
+        """One version; unknown ones raise `unknown_model`. A version registered since the rows were read (the route
+        may name it before the TTL ends) is looked up again at once."""
+        for fresh in (False, True):
+            if fresh:
+                with self._lock:
+                    self._rows.pop(model_id, None)
+            for row in self.versions(model_id):
+                if row.version == version:
+                    return row
         raise RecognitionError("unknown_model", f"Model {model_id!r} has no version {version!r}.")

@@ -11,18 +11,22 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from transforms.adapters.artifacts import ArtifactFiles, Converter
 from transforms.adapters.embedded_batch import EmbeddedBatchRunner
 from transforms.adapters.flink import FlinkJobHealth
 from transforms.adapters.fsspec import FsspecBlobStore
 from transforms.adapters.httpx import HttpImageFetcher, HttpWebhookSender
 from transforms.adapters.kafka import KafkaBatchQueue, KafkaResultPublisher
 from transforms.adapters.limits import LimitsRateLimiter
-from transforms.adapters.onnxruntime import OnnxRuntimeBackend
+from transforms.adapters.onnxruntime import InProcessModelRepository, OnnxRuntimeBackend
 from transforms.adapters.redis import RedisClient, RedisResultCache, RedisRouteStore, redis_client
 from transforms.adapters.sql import SqlStore, upgrade
+from transforms.adapters.sql.lifecycle import SqlLifecycleStore
 from transforms.adapters.triton import TritonBackend
+from transforms.adapters.triton_repository import TritonModelRepository, build_triton_repository
 from transforms.adapters.usearch import UsearchFactory
 from transforms.backends.base import InferenceBackend
 from transforms.batch_queue import BatchQueue, InProcessBatchQueue
@@ -30,7 +34,15 @@ from transforms.batch_submission import BatchSubmitter
 from transforms.blobs import BlobStore
 from transforms.cache import MemoryResultCache, ResultCache
 from transforms.catalog import ModelCatalog
+from transforms.handlers import HANDLERS, get_handler
+from transforms.handlers.base import ModelVersion
 from transforms.job_health import JOB_NAME, JobHealth
+from transforms.lifecycle.directory import ModelDirectory
+from transforms.lifecycle.evaluation import Evaluator
+from transforms.lifecycle.ports import ModelRepository
+from transforms.lifecycle.registration import Registrar
+from transforms.lifecycle.service import ModelLifecycle
+from transforms.lifecycle.warmup import CacheWarmer
 from transforms.model_registry import load_registry
 from transforms.ports import Ports
 from transforms.rate_limits import RateLimiter
@@ -93,6 +105,11 @@ def make_backend(settings: Settings) -> InferenceBackend:
     """Triton over gRPC when `triton_url` is set, else in-process ONNX Runtime on the local model store."""
     if settings.triton_url:
         return TritonBackend(settings.triton_url, settings.triton_timeout_s)
+    return make_onnxruntime_backend(settings)
+
+
+def make_onnxruntime_backend(settings: Settings) -> OnnxRuntimeBackend:
+    """In-process ONNX Runtime on the local model store."""
     return OnnxRuntimeBackend(
         settings.resolved_model_store,
         providers=settings.ort_providers,
@@ -100,6 +117,23 @@ def make_backend(settings: Settings) -> InferenceBackend:
         max_batch=settings.micro_batch_size,
         spinning=settings.ort_spinning,
     )
+
+
+def make_model_repository(settings: Settings, backend: OnnxRuntimeBackend | None = None) -> ModelRepository:
+    """Triton's repository API when `triton_url` is set (with the repository directory it serves), else versions
+    loaded into an in-process ONNX Runtime back end."""
+    if settings.triton_url:
+        if settings.triton_repository is None:
+            raise ValueError("IMGREC_TRITON_REPOSITORY must name the repository Triton serves (`imgrec stack env`)")
+        return TritonModelRepository(settings, settings.triton_url, settings.triton_repository)
+    return InProcessModelRepository(backend or make_onnxruntime_backend(settings))
+
+
+def write_triton_repository(
+    settings: Settings, dest: Path, rows: list[ModelVersion] | None = None, gpu: bool = False
+) -> Path:
+    """Generate a Triton model repository (default: the committed registry's rows) into dest."""
+    return build_triton_repository(settings, dest, rows if rows is not None else load_registry(), gpu=gpu)
 
 
 def make_blob_store(settings: Settings) -> BlobStore:
@@ -165,6 +199,7 @@ class Services:
     recognizer: Recognizer
     batches: BatchSubmitter
     webhooks: WebhookDispatcher
+    models: ModelDirectory
     stall_watch: StallWatch
     rate_limiter: RateLimiter
     workers: list[Worker] = field(default_factory=list)
@@ -232,6 +267,7 @@ def build_services(settings: Settings) -> Services:
         recognizer=Recognizer(ports),
         batches=BatchSubmitter(settings, ports.store, ports.catalog, ports.blobs, queue, ports.fetcher),
         webhooks=WebhookDispatcher(settings, ports.store, HttpWebhookSender(settings)),
+        models=ModelDirectory(lifecycle_store(ports), ports.handler),
         stall_watch=StallWatch(ports.store.batches, settings.stall_after_s, _job_problem(make_job_health(settings))),
         rate_limiter=make_rate_limiter(settings),
         workers=workers,
@@ -248,3 +284,63 @@ def _job_problem(health: JobHealth | None) -> Callable[[], str | None]:
         return None if readiness.ready else readiness.reason
 
     return problem
+
+
+# --- the model lifecycle -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LifecycleKit:
+    """The lifecycle use cases on one set of ports (what `imgrec models` commands run on)."""
+
+    ports: Ports
+    lifecycle: ModelLifecycle
+    registrar: Registrar
+    repository: ModelRepository
+    queue: BatchQueue | None
+    serving: str  # "triton", or "onnxruntime" (in process: versions load on first use in each process)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+        self.repository.close()
+        self.ports.close()
+
+
+def lifecycle_store(ports: Ports) -> SqlLifecycleStore:
+    """The lifecycle tables, beside the registry on the store's own engine."""
+    assert isinstance(ports.store, SqlStore)
+    return SqlLifecycleStore(ports.store.db)
+
+
+def build_lifecycle(settings: Settings, converter: Converter | None = None) -> LifecycleKit:
+    """Migrate and seed the registry, then wire the lifecycle: versions load into Triton (or in process, where the
+    evaluation runs on the same sessions); a warm promotion needs the shared cache and the batch queue."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.resolved_database_url)
+    ports = build_ports(settings)
+    ports.store.registry.seed(load_registry())
+    store = lifecycle_store(ports)
+    if settings.triton_url:
+        repository = make_model_repository(settings)
+        backend_name = "triton"
+    else:
+        ports.backend.close()
+        ports.backend = local = make_onnxruntime_backend(settings)
+        repository = make_model_repository(settings, local)
+        backend_name = "onnxruntime"
+    queue = make_batch_queue(settings) if settings.redis_url and settings.kafka_bootstrap else None
+    warmer = CacheWarmer(store, ports.cache, queue) if queue is not None else None
+    evaluator = Evaluator(ports.backend, ports.handler, backend_name)
+    model_store = settings.resolved_model_store
+    registrar = Registrar(
+        store,
+        ArtifactFiles(converter),
+        repository,
+        settings.resolved_artifact_root,
+        model_store,
+        lambda model: get_handler(model, model_store),
+        set(HANDLERS),
+    )
+    lifecycle = ModelLifecycle(store, repository, registry_router(settings, ports.store), evaluator, warmer)
+    return LifecycleKit(ports, lifecycle, registrar, repository, queue, backend_name)

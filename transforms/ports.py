@@ -13,7 +13,7 @@ from transforms.catalog import ModelCatalog
 from transforms.fetch import ImageFetcher
 from transforms.handlers import get_handler
 from transforms.handlers.base import ModelHandler, ModelVersion
-from transforms.raw_outputs import RawOutputWriter
+from transforms.raw_outputs import KeptImages, RawOutputWriter
 from transforms.results import ItemResult, ResultPublisher
 from transforms.routing import VersionRouter
 from transforms.settings import Settings
@@ -38,10 +38,10 @@ class Ports:
     answers: ResultPublisher | None = None  # the sync path's answers to the results topic; None: not written
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
 
-    def model_for(self, model_id: str) -> ModelVersion:
+    def model_for(self, model_id: str, version: str | None = None) -> ModelVersion:
         """The registry row of the version that serves this item: routed once (canary draw included), before any
-        cache lookup; unknown_model (404) when there is none."""
-        return self.catalog.get(model_id, self.router.resolve(model_id))
+        cache lookup, unless the item pins a version (a warm-up); unknown_model (404) when there is none."""
+        return self.catalog.get(model_id, version or self.router.resolve(model_id))
 
     def handler(self, model: ModelVersion) -> ModelHandler:
         """The (cached) handler of a model version, bound to this process's model store.
@@ -58,6 +58,11 @@ class Ports:
     def raw_outputs(self) -> RawOutputWriter:
         """Raw model outputs to the blob store, written in the background (started on first use)."""
         return RawOutputWriter(self.blobs)
+
+    @cached_property
+    def kept_images(self) -> KeptImages:
+        """Bytes of the images the sync path inferred, by content hash, written in the background."""
+        return KeptImages(self.blobs)
 
     @cached_property
     def finished_requests(self) -> BackgroundWriter[FinishedRequest]:
@@ -90,7 +95,8 @@ class Ports:
 
     def close(self) -> None:
         """Flush the background writers, then close the connections they write through."""
-        for writer in ("raw_outputs", "finished_requests", "processing_marks", "sync_answers", "similarity"):
+        writers = ("raw_outputs", "kept_images", "finished_requests", "processing_marks", "sync_answers", "similarity")
+        for writer in writers:
             if self.__dict__.get(writer) is not None:  # only those started
                 self.__dict__[writer].close()
         if self.answers is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -14,6 +15,7 @@ from transforms.cache import CachedResult
 from transforms.handlers.base import Label, ModelVersion
 from transforms.inference import infer_images
 from transforms.intake import decode_image, sha256_hex
+from transforms.model_metrics import observe_answer, observe_error
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
 from transforms.results import ItemResult
@@ -86,6 +88,7 @@ class Recognizer:
         """
         timer = timer or StageTimer()
         submitted_at = datetime.now(UTC)
+        started = time.perf_counter()
         with timer.stage("route"):
             model = self.ports.model_for(model_id)
             version = model.version
@@ -107,6 +110,9 @@ class Recognizer:
             self.ports.finished_requests.submit(failed)
             raise
         timer.path = "sync_hit" if answer.cache_hit else "sync_miss"
+        if not answer.cache_hit and self.ports.settings.keep_sync_images:  # what a warm promotion reads again
+            with timer.stage("raw_output"):
+                request = replace(request, image_uri=self.ports.kept_images.submit_image(image_hash, data))
         embedding = answer.result.embedding
         with timer.stage("threshold"):
             kept, applied = apply_model_threshold(answer.result.labels, model, confidence_threshold, min_label_count)
@@ -124,6 +130,7 @@ class Recognizer:
             self.ports.finished_requests.submit(finished)
             if self.ports.sync_answers is not None:
                 self.ports.sync_answers.submit(ItemResult.done(done, caller_id))
+        observe_answer(model_id, version, answer.result.labels, answer.cache_hit, time.perf_counter() - started)
         return Recognition(
             request_id, model_id, version, kept, applied, answer.cache_hit, image_hash, embedding, duplicates
         )
@@ -175,7 +182,14 @@ class Recognizer:
             return _Answer(hit, True, None)
         with timer.stage("decode"):
             image = decode_image(data, max_pixels=self.ports.settings.max_pixels)
-        prediction = infer_images(model, self.ports.handler(model), self.ports.backend, [image], timer)[0]
+        try:
+            prediction = infer_images(model, self.ports.handler(model), self.ports.backend, [image], timer)[0]
+        except InferenceUnavailable:
+            observe_error(model.model_id, model.version, "backend_unavailable")
+            raise
+        except Exception:
+            observe_error(model.model_id, model.version, "inference_failed")
+            raise
         with timer.stage("raw_output"):
             raw_uri = self.ports.raw_outputs.submit(raw_key(model.model_id, model.version, image_hash), prediction.raw)
         with timer.stage("cache_put"):

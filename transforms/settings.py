@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers (default: in-process queue).")
     flink_rest_url: str | None = Field(None, description="Flink REST URL of the session cluster.")
     blob_root: str | None = Field(None, description="Blob store root URI: file://, s3:// or gs:// (default: var).")
+    artifact_root: Path | None = Field(
+        None, description="Registered model versions, one directory each (default: <var_dir>/artifacts)."
+    )
+    triton_repository: Path | None = Field(
+        None, description="Triton's model repository, rewritten by the model lifecycle (Triton runs with "
+        "--model-control-mode=explicit); needed with IMGREC_TRITON_URL to register, promote or retire versions."
+    )
 
     # --- API ---
     host: str = Field("127.0.0.1", description="API bind address.")
@@ -52,6 +59,11 @@ class Settings(BaseSettings):
         20, description="Sync request rows are written in the background, batched over at most this long."
     )
     request_rows_max_batch: int = Field(500, description="Most sync request rows in one background write.")
+
+    keep_sync_images: bool = Field(
+        True, description="Keep a content-addressed copy of each image the sync path infers (blob store, images/), "
+        "so a warm promotion can compute a new version's results for the most requested images."
+    )
 
     # --- admission control (per API key: a key's own row in `api_keys` overrides these defaults) ---
     rate_limit_per_s: float = Field(50.0, description="Sync requests per second one API key may send (sustained).")
@@ -148,6 +160,11 @@ class Settings(BaseSettings):
     def resolved_model_store(self) -> Path:
         """The model store directory."""
         return self.model_store or self.var_dir / "models"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        """Where registered versions' artifacts live."""
+        return self.artifact_root or self.var_dir / "artifacts"
 
     @property
     def resolved_database_url(self) -> str:

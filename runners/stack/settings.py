@@ -149,6 +149,11 @@ class StackSettings(BaseSettings):
         return f"http://{self.host}:{self.triton_metrics_port}/metrics"
 
     @property
+    def triton_repository_dir(self) -> Path:
+        """The model repository Triton serves, which the model lifecycle rewrites."""
+        return self.triton_repository or self.root / "triton" / "models"
+
+    @property
     def flink_rest_url(self) -> str:
         """Flink REST API and web UI."""
         return f"http://{self.host}:{self.flink_rest_port}"
@@ -171,6 +176,7 @@ class StackSettings(BaseSettings):
             "IMGREC_TRITON_URL": self.triton_url,
             "IMGREC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "IMGREC_FLINK_REST_URL": self.flink_rest_url,
+            "IMGREC_TRITON_REPOSITORY": str(self.triton_repository_dir),
         }
 
     def service_settings(self, base: Settings) -> Settings:
@@ -183,5 +189,6 @@ class StackSettings(BaseSettings):
                 "kafka_bootstrap": self.kafka_bootstrap,
                 "flink_rest_url": self.flink_rest_url,
                 "batch_metrics_port": self.flink_metrics_port,
+                "triton_repository": self.triton_repository_dir,
             }
         )

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from runners.cli import app
 from runners.model_build.build import build_models, is_cached, load_lock, recipe_hash
 from runners.model_build.env import sha256_file
-from runners.triton_repository import build_triton_repository
+from transforms.composition import write_triton_repository
 from transforms.handlers import get_handler
 from transforms.model_registry import artifact_path, find, load_registry, lock_key
 from transforms.settings import get_settings
@@ -76,7 +76,7 @@ def test_models_build_cached_path_builds_nothing() -> None:
 
 @pytest.mark.parametrize("gpu", [False, True])
 def test_triton_repository_from_registry(tmp_path: Path, gpu: bool) -> None:
-    repo = build_triton_repository(get_settings(), tmp_path / "repo", gpu=gpu)
+    repo = write_triton_repository(get_settings(), tmp_path / "repo", gpu=gpu)
     for row in load_registry():
         config = (repo / row.triton_name / "config.pbtxt").read_text()
         assert f'name: "{row.triton_name}"' in config and "dynamic_batching" in config

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -39,6 +40,53 @@ model_registry = Table(
     Column("canary_weight", Float, nullable=False, default=0.0),
     Column("extra", Json, nullable=False, default=dict),
     Column("created_at", Ts, nullable=False),
+    # The lifecycle (issue 11): stored state (active/canary follow from the route), whether the serving back end
+    # should hold the version, and how it was registered.
+    Column("state", String(16), nullable=False, default="registered", server_default="registered"),
+    Column("loaded", Boolean, nullable=False, default=True, server_default=true()),
+    Column("source_uri", Text),
+    Column("artifact_sha256", String(64)),
+    Column("registered_by", String(128)),
+)
+
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("evaluation_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("baseline_version", String(64)),
+    Column("passed", Boolean, nullable=False),
+    Column("report", Json, nullable=False),
+    Column("summary_md", Text, nullable=False),
+    Column("created_at", Ts, nullable=False),
+    Column("created_by", String(128)),
+    Index("ix_model_evaluations_version", "model_id", "version", "evaluation_id"),
+)
+
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String(128), nullable=False),
+    Column("version", String(64)),
+    Column("from_version", String(64)),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("at", Ts, nullable=False),
+    Column("evaluation_id", Integer, ForeignKey("model_evaluations.evaluation_id")),
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("details", Json, nullable=False, default=dict),
+    Index("ix_model_events_model", "model_id", "event_id"),
+)
+
+model_gates = Table(
+    "model_gates",
+    metadata,
+    Column("model_id", String(128), primary_key=True),
+    Column("rules", Json, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    Column("updated_by", String(128)),
 )
 
 callers = Table(
@@ -98,6 +146,7 @@ inference_requests = Table(
     Column("completed_at", Ts),
     Index("ix_inference_requests_batch", "batch_id", "status"),
     Index("ix_inference_requests_caller", "caller_id", "submitted_at"),
+    Index("ix_inference_requests_model", "model_id", "submitted_at"),  # popular images of a model (warm-up)
     Index("ix_inference_requests_caller_status", "caller_id", "status"),
     Index("ix_inference_requests_caller_image", "caller_id", "image_hash"),
 )

@@ -1,14 +1,14 @@
 """Image embeddings: one vector per (image_hash, model_id, model_version), the source of the similarity index.
 
 Revision ID: 0005
-Revises: 0002 (re-chained by the coordinator after 0003 lifecycle / 0004 results topic)
+Revises: 0003 (re-chained by the coordinator after 0004 results topic)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 
 Ts = sa.DateTime(timezone=True)
 
