@@ -9,7 +9,6 @@ from pathlib import Path
 
 import fsspec
 import numpy as np
-import onnxruntime as ort
 
 from transforms.lifecycle.errors import LifecycleError
 from transforms.lifecycle.ports import TensorSpec
@@ -21,6 +20,10 @@ class OnnxArtifact:
     """An ONNX file opened in ONNX Runtime (CPU): its signature, and one run."""
 
     def __init__(self, path: Path) -> None:
+        # Imported here, not with the module: every Flink operator imports the composition root, and loading
+        # onnxruntime there first (with usearch loaded too) hung the TaskManager's embedded Python at job start.
+        import onnxruntime as ort
+
         try:
             options = ort.SessionOptions()
             options.log_severity_level = 4

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+
+# onnxruntime's native library must be loaded before usearch's: in the other order (usearch 2.26.6, onnxruntime
+# 1.23.2) `import onnxruntime` crashes the process, and in Flink's embedded Python it hung the TaskManager.
+import onnxruntime  # noqa: F401
 from usearch.index import Index, Matches
 
 
