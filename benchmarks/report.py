@@ -50,6 +50,7 @@ def sync_tables(report: dict[str, Any]) -> list[str]:
              "≥ 600"]),
         row(["stack resident memory MB (PostgreSQL, Redis, Triton with every model, API)", s["memory_total_mb"],
              "≤ 6144"]),
+        row(["non-2xx answers in all runs (misses and hits)", s.get("non_2xx", "not counted"), "0"]),
         "",
         "Per-stage medians, ms (last run; misses and hits at concurrency 1, from Server-Timing):",
         "",

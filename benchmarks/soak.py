@@ -34,13 +34,11 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_batch import MODEL_ID, base_photos
-from benchmarks.common import PORT_FIELDS
+from benchmarks.common import PORT_FIELDS, unlimited_key
 from runners.stack.ports import free_ports
 from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
-from transforms.adapters.sql import SqlStore
-from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 OUT = REPO_ROOT / "var" / "bench"
@@ -174,10 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.up()
         if stack.notes:
             raise RuntimeError("; ".join(stack.notes))
-        store = SqlStore.from_url(stack.settings.database_url)
-        key = store.keys.create("soak")
-        store.keys.set_limits(hash_key(key), rate_per_s=1_000, burst=1_000)  # a soak, not a rate-limit test
-        store.close()
+        key = unlimited_key(stack.settings.database_url, "soak")  # a soak, not a rate-limit test
         load_before = os.getloadavg()
         start = process_usage(stack)
         rec.began = time.monotonic()
