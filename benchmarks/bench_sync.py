@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import os
 import re
 import shutil
 import statistics
@@ -240,12 +241,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="Repetitions on the same stack (medians reported).")
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument(
+        "--api-workers", type=int, default=os.cpu_count() or 1, help="API worker processes (default: one per core)."
+    )
     args = parser.parse_args(argv or [])
     miss_photo, hits_photo = jpeg((768, 576), 90), hit_photo()
     raws = {model_id: RawModel(model_id) for model_id in MODELS}
     runs: list[dict[str, Any]] = []
     load_before = load_average()
-    with private_stack(COMPONENTS) as stack:
+    with private_stack(COMPONENTS, api_workers=args.api_workers) as stack:
         stack.start(COMPONENTS[:-1])
         stack.start(["api"])  # after the database exists and is migrated
         key = unlimited_key(stack.settings.database_url, "bench")
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
             runs.append({"load_avg_start": load, "misses": misses, "hits": hits, "memory": stack_memory(stack)})
             print(f"run {run + 1}/{args.runs} done (load {load})", flush=True)
             # Written after every run, so a long run cut short still leaves its figures.
-            report = {"load_avg": {"start": load_before, "end": load_average()}, "summary": summarise(runs)}
+            report = {"api_workers": args.api_workers, "load_avg": {"start": load_before, "end": load_average()},
+                      "summary": summarise(runs)}
             write_report("sync", report | {"runs": runs})
         api.client.close()
     print_summary(summarise(runs), runs)
