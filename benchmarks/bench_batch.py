@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         ["Triton busy while backlog / over wall", f"{summary['triton_busy_while_backlog']} / "
          f"{summary['triton_busy_wall']}", ">= 0.85"],
         ["mean micro-batch", summary["mean_batch"], ">= 24 of 32"],
-        ["stack RSS MB", summary["memory_total_mb"], "<= 6144"],
+        ["stack memory MB (PSS)", summary["memory_total_mb"], "<= 6144"],
         ["failed items", summary["failed"], "0"],
     ])  # fmt: skip
     print("\nper-stage ms per inferred image (last run, the job's Python workers)")

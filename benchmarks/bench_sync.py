@@ -288,7 +288,8 @@ def print_summary(summary: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     print(
         f"\nhits: server p50/p99 {h['server_p50_ms']}/{h['server_p99_ms']} ms (goal 1.5/3), client c1 p50 "
         f"{h['client_c1_p50_ms']} ms, Redis GET p50 {h['redis_get_p50_ms']} ms, c16 {h['hits_per_s_c16']} hits/s "
-        f"(goal 600); stack RSS {summary['memory_total_mb']} MB (goal 6144); non-2xx answers {summary['non_2xx']}"
+        f"(goal 600); stack memory (PSS) {summary['memory_total_mb']} MB (goal 6144); "
+        f"non-2xx answers {summary['non_2xx']}"
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from runners.stack.ports import free_ports
+from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
 from transforms.adapters.sql import SqlStore
@@ -62,19 +63,26 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def stack_memory(stack: Stack) -> dict[str, Any]:
-    """Resident memory of every process group the stack started (MB), and their sum."""
-    groups = {name: c.pid() for name, c in stack.components.items() if c.pid() is not None}
-    rss: dict[str, float] = dict.fromkeys(groups, 0.0)
-    for proc in psutil.process_iter(["pid", "memory_info"]):
+def group_usage(leader: int) -> tuple[float, int]:
+    """Memory (MiB) and open descriptors of one process group. Memory is the proportional set size: a page that
+    several processes map (Triton's shared-memory tensors between the server and its Python stubs, shared libraries)
+    counts once over all of them, where summing resident sizes would count it in each."""
+    pss = fds = 0
+    for pid in group_members(leader):
         try:
-            pgid = os.getpgid(proc.info["pid"])
-        except (ProcessLookupError, PermissionError):
-            continue
-        for name, leader in groups.items():
-            if pgid == leader and proc.info["memory_info"] is not None:
-                rss[name] += proc.info["memory_info"].rss / 2**20
-    return {"rss_mb": {k: round(v) for k, v in rss.items()}, "total_mb": round(sum(rss.values()))}
+            process = psutil.Process(pid)
+            pss += process.memory_full_info().pss
+            fds += process.num_fds()
+        except psutil.Error:
+            continue  # the process ended meanwhile
+    return pss / 2**20, fds
+
+
+def stack_memory(stack: Stack) -> dict[str, Any]:
+    """Memory of every process group the stack started (MiB, see `group_usage`), and their sum."""
+    groups = {name: c.pid() for name, c in stack.components.items() if c.pid() is not None}
+    pss = {name: group_usage(leader)[0] for name, leader in groups.items() if leader is not None}
+    return {"pss_mb": {k: round(v) for k, v in pss.items()}, "total_mb": round(sum(pss.values()))}
 
 
 @contextmanager

@@ -34,9 +34,8 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_batch import MODEL_ID, base_photos
-from benchmarks.common import PORT_FIELDS, unlimited_key
+from benchmarks.common import PORT_FIELDS, group_usage, unlimited_key
 from runners.stack.ports import free_ports
-from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
 from transforms.settings import REPO_ROOT, Settings
@@ -61,21 +60,14 @@ class Recorder:
 
 
 def process_usage(stack: Stack) -> dict[str, dict[str, int]]:
-    """Resident memory (KiB) and open descriptors of each component's whole process group."""
+    """Memory (KiB, proportional set size: see `group_usage`) and open descriptors of each component's process
+    group."""
     usage = {}
     for name, component in stack.components.items():
         pid = component.pid()
-        if pid is None:
-            continue
-        rss = fds = 0
-        for member in group_members(pid):
-            try:
-                status = Path(f"/proc/{member}/status").read_text()
-                rss += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-                fds += len(os.listdir(f"/proc/{member}/fd"))
-            except (OSError, StopIteration):
-                continue  # the process ended meanwhile
-        usage[name] = {"rss_kib": rss, "open_fds": fds}
+        if pid is not None:
+            pss_mib, fds = group_usage(pid)
+            usage[name] = {"pss_kib": round(pss_mib * 1024), "open_fds": fds}
     return usage
 
 
@@ -210,12 +202,13 @@ def main(argv: list[str] | None = None) -> None:
           f"(load average {report['load_average_1_5_15']['start'][0]} -> {report['load_average_1_5_15']['end'][0]})")
     for kind, minutes in report["per_minute"].items():
         print(f"{kind:<13} " + " ".join(f"{m['p99_ms']:>7.0f}" for m in minutes) + "   (P99 ms per minute)")
-    print("resident memory MiB at the start, after each minute, at the end; open descriptors at the start and end")
-    none = {"rss_kib": 0, "open_fds": 0}
+    print("memory MiB (proportional set size) at the start, after each minute, at the end; open descriptors at the "
+          "start and end")
+    none = {"pss_kib": 0, "open_fds": 0}
     for name, usage in report["processes"].items():
         s, e = usage["start"], usage["end"] or none
-        rss = [s] + [m or none for m in usage["per_minute"]] + [e]
-        print(f"{name:<18} " + " ".join(f"{u['rss_kib'] / 1024:>5.0f}" for u in rss)
+        samples = [s] + [m or none for m in usage["per_minute"]] + [e]
+        print(f"{name:<18} " + " ".join(f"{u['pss_kib'] / 1024:>5.0f}" for u in samples)
               + f"   fds {s['open_fds']} -> {e['open_fds']}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "soak.json").write_text(json.dumps(report, indent=2))
