@@ -26,6 +26,7 @@ APT_PACKAGES = {
     "redis-server": "/usr/bin/redis-server",
     "prometheus": "/usr/bin/prometheus",
     "prometheus-redis-exporter": "/usr/bin/prometheus-redis-exporter",
+    "libjemalloc2": "/usr/lib/*/libjemalloc.so.2",  # Triton's allocator (see components/triton.py)
 }
 
 
@@ -40,7 +41,8 @@ def missing_apt_packages() -> list[str]:
 
 
 def ensure_system_packages(say: Callable[[str], None]) -> None:
-    """apt-get install PostgreSQL, Redis, Prometheus and its Redis exporter where missing (update only then)."""
+    """apt-get install PostgreSQL, Redis, Prometheus, its Redis exporter and jemalloc where missing (update only
+    then)."""
     missing = missing_apt_packages()
     if not missing:
         say(f"{', '.join(APT_PACKAGES)}: already installed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import httpx
@@ -13,6 +14,7 @@ import tritonclient.http
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from runners.stack.process import group_members
 from tests.conftest import TestStack
 from transforms.settings import Settings
 
@@ -102,6 +104,13 @@ def test_triton_server_and_model_metadata(test_stack: TestStack, triton_url: str
         client.close()
     # IMGREC_TRITON_URL is the gRPC endpoint: it accepts an HTTP/2 channel.
     grpc.channel_ready_future(grpc.insecure_channel(triton_url)).result(timeout=10)
+
+
+def test_triton_and_its_python_stubs_allocate_with_jemalloc(test_stack: TestStack, triton_url: str) -> None:
+    processes = group_members(test_stack.stack["triton"].pid())
+    assert len(processes) > 1  # the server and a stub per model
+    for pid in processes:
+        assert "libjemalloc" in Path(f"/proc/{pid}/maps").read_text(), f"process {pid} runs glibc's malloc"
 
 
 def test_flink_overview_lists_the_taskmanager_and_its_slots(test_stack: TestStack, flink_rest_url: str) -> None:
