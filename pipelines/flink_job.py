@@ -1,6 +1,7 @@
 """The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks.
 
-Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings JSON`).
+Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings JSON`), or
+run by the Flink Kubernetes Operator through the PythonDriver with IMGREC_* settings in the pods' environment.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from transforms.settings import Settings
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
 
-def job_config(settings: Settings) -> Configuration:
-    """Python execution (thread mode: fastest here) and retained file:// checkpoints under var/."""
+def job_config(state_dir: str | None) -> Configuration:
+    """Python execution (thread mode: fastest here); checkpoints and savepoints under `state_dir` when given, else
+    where the cluster's configuration says (the Flink Kubernetes Operator sets them on object storage)."""
     config = Configuration()
     config.set_string("python.execution-mode", "thread")
-    config.set_string("execution.checkpointing.dir", (settings.var_dir / "flink" / "checkpoints").as_uri())
-    config.set_string("execution.checkpointing.savepoint-dir", (settings.var_dir / "flink" / "savepoints").as_uri())
+    if state_dir:
+        config.set_string("execution.checkpointing.dir", f"{state_dir.rstrip('/')}/checkpoints")
+        config.set_string("execution.checkpointing.savepoint-dir", f"{state_dir.rstrip('/')}/savepoints")
     config.set_string("restart-strategy.type", "exponential-delay")
     return config
 
@@ -143,20 +146,22 @@ def _discard():
     return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions]:
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions, str | None]:
     parser = argparse.ArgumentParser(description=JOB_NAME)
-    parser.add_argument("--settings", required=True, help="The service Settings as JSON.")
+    parser.add_argument("--settings", help="The service Settings as JSON (default: IMGREC_* from the environment).")
+    parser.add_argument("--state-dir", help="URI of retained checkpoints and savepoints (default: the cluster's).")
     parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
     options = JobOptions(args.preprocess_parallelism, args.checkpoint_interval_ms, args.bounded)
-    return Settings(**json.loads(args.settings)), options
+    settings = Settings(**json.loads(args.settings)) if args.settings else Settings()
+    return settings, options, args.state_dir
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, options = parse_args(argv)
-    env = StreamExecutionEnvironment.get_execution_environment(job_config(settings))
+    settings, options, state_dir = parse_args(argv)
+    env = StreamExecutionEnvironment.get_execution_environment(job_config(state_dir))
     build_job(env, settings, options)
     env.execute(JOB_NAME)
 

@@ -125,6 +125,7 @@ def submit_job(
     if restore is not None:
         command += ["--fromSavepoint", str(restore)]
     command += ["-py", str(JOB_FILE), "--settings", settings.model_dump_json(),
+                "--state-dir", checkpoint_root(settings).as_uri(),
                 "--preprocess-parallelism", str(options.preprocess_parallelism),
                 "--checkpoint-interval-ms", str(options.checkpoint_interval_ms)]
     if options.bounded:

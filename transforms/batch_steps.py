@@ -176,11 +176,14 @@ class BatchSteps:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
         version = self.ports.router.resolve(msg.model_id)
         model = self.ports.catalog.get(msg.model_id, version)
-        if msg.image_uri.startswith(("http://", "https://")):
-            data = fetch_image(msg.image_uri, self.ports.settings, max_bytes=self.ports.settings.batch_max_bytes)
-        else:
-            data = self.ports.blobs.get(msg.image_uri)
+        data = self.read_image(msg.image_uri)
         return FetchedItem(msg, model, sha256_hex(data), data)
+
+    def read_image(self, uri: str) -> bytes:
+        """The bytes of an image reference: an http(s) URL (SSRF-guarded) or a blob-store URI."""
+        if uri.startswith(("http://", "https://")):
+            return fetch_image(uri, self.ports.settings, max_bytes=self.ports.settings.batch_max_bytes)
+        return self.ports.blobs.get(uri)
 
     def lookup(self, item: FetchedItem) -> Outcome | None:
         """The cached labels of this image and model version, or None on a miss."""

@@ -36,6 +36,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "inference_failed": 500,
     # batches
     "batch_not_found": 404,
+    "request_not_found": 404,
     # blob references (batch claim checks)
     "blob_forbidden": 400,
     "blob_not_found": 404,

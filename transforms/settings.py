@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     # --- inference ---
     triton_timeout_s: float = Field(30.0, description="Timeout of one Triton request.")
+    triton_channel_max_age_s: float = Field(
+        0.0, description="Re-open the Triton gRPC channel this often (s), so servers added behind a DNS name get "
+        "calls (Kubernetes: 60); 0: never."
+    )
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")

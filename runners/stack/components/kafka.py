@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
+from runners.kafka_topics import ensure_topics, wanted_topics
 from runners.stack.components.base import Component, ComponentError, port_open, quietly
 from runners.stack.install import HERE, ensure_kafka_jars
 
@@ -108,16 +106,8 @@ class Kafka(Component):
         return quietly(probe)
 
     def after_ready(self) -> None:
-        app = self.app_settings
         admin = self.admin()
         try:
-            existing = set(admin.list_topics())
-            topics = [NewTopic(app.batch_topic, app.batch_partitions, 1),
-                      NewTopic(app.dead_letter_topic, 1, 1)]
-            wanted = [topic for topic in topics if topic.name not in existing]
-            if wanted:
-                # Another client may have created one in the meantime.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(wanted)
+            ensure_topics(admin, wanted_topics(self.app_settings))
         finally:
             admin.close()
