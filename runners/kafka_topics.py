@@ -21,13 +21,14 @@ def ensure_topics(admin: KafkaAdminClient, partitions: dict[str, int], replicati
 
     Returns what happened to each topic: "created", "grown from N" or "kept".
     """
-    existing = {t["topic"]: len(t["partitions"]) for t in admin.describe_topics(list(partitions))
+    existing = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(partitions))
                 if not t.get("error_code")}
     missing = [NewTopic(name, count, replication_factor) for name, count in partitions.items() if name not in existing]
     if missing:
         # Another client may have created one in the meantime.
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(missing)
+        admin.wait_for_topics([topic.name for topic in missing])  # in the brokers' metadata, with leaders
     grow = {name: NewPartitions(count) for name, count in partitions.items() if existing.get(name, count) < count}
     if grow:
         admin.create_partitions(grow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -69,4 +70,22 @@ def test_server_down_is_unavailable_quickly() -> None:
         assert not backend.ready()
         with pytest.raises(InferenceUnavailable, match="UNAVAILABLE"):
             backend.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
+        backend.close()
+
+
+def test_channel_is_reopened_after_its_max_age_and_calls_go_on(triton_url: str) -> None:
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    # dns:/// resolves every address of a name (round robin over them); an address literal resolves to itself.
+    backend = TritonBackend(f"dns:///{triton_url}", timeout_s=0.2, channel_max_age_s=0.2)
+    try:
+        first = backend._channel
+        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        time.sleep(0.3)
+        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        assert backend._channel is not first and backend._retired is first  # the old one closes one age later
+        time.sleep(0.3)
+        out = backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        assert backend._retired is not first
+        np.testing.assert_allclose(out["logits"], [[0, 0, 0]])
+    finally:
         backend.close()

@@ -88,7 +88,8 @@ def validate_builtin(manifests: list[Manifest]) -> tuple[list[Finding], list[Man
                 custom.append(manifest)
                 break
             except kubernetes_validate.ValidationError as exc:
-                findings.append(_finding(manifest, f"Kubernetes {version}: {exc}"))
+                where = "/".join(str(part) for part in exc.absolute_path)
+                findings.append(_finding(manifest, f"Kubernetes {version}: {where}: {exc.message}"))
     return findings, custom
 
 

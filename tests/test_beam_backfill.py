@@ -1,0 +1,155 @@
+"""The Beam backfill (RunInference) on the DirectRunner against real PostgreSQL, Redis and Triton: the same labels
+as the batch path for the same images, the batch path's rows, Parquet output, idempotent reruns; and the
+Dataflow options it builds."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, StandardOptions, WorkerOptions
+from PIL import Image
+from skimage import data
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from pipelines.beam_backfill import (
+    Backfill,
+    DataflowOptions,
+    choose_version,
+    pipeline_options,
+    request_id_for,
+    run,
+)
+from runners.cli import app
+from transforms.batch_steps import BatchSteps
+from transforms.messages import BatchItemMessage
+from transforms.model_registry import load_registry
+from transforms.settings import REPO_ROOT, Settings
+from transforms.store import tables as t
+from transforms.store.migrations import upgrade
+
+MODEL = "scene-classification"
+IMAGES = 240
+PHOTOS = (data.coffee, data.chelsea, data.astronaut, data.rocket)
+
+
+def small_images(count: int) -> list[bytes]:
+    """`count` distinct small JPEGs: 64 px crops of four real photographs at shifting offsets."""
+    out = []
+    for i in range(count):
+        photo = Image.fromarray(PHOTOS[i % len(PHOTOS)]())
+        shift = (i // len(PHOTOS)) * 3
+        crop = photo.crop((shift, shift, shift + photo.width // 2, shift + photo.height // 2)).resize((64, 64))
+        buffer = io.BytesIO()
+        crop.save(buffer, "JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def labels_by_request(steps: BatchSteps, request_ids: list[str]) -> dict[str, list[dict]]:
+    res = t.inference_results
+    with steps.ports.store.engine.connect() as conn:
+        rows = conn.execute(select(res.c.request_id, res.c.labels).where(res.c.request_id.in_(request_ids)))
+        return {row.request_id: row.labels for row in rows}
+
+
+def same_labels(got: list[dict], want: list[dict]) -> bool:
+    """Label for label, with scores equal to the float noise of batching the same image differently."""
+    return [x["label"] for x in got] == [x["label"] for x in want] and all(
+        abs(a["score"] - b["score"]) <= 1e-5 for a, b in zip(got, want, strict=True)
+    )
+
+
+@pytest.mark.stack
+def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
+    postgres_url: str, redis_url: str, triton_url: str, tmp_path: Path
+) -> None:
+    images = small_images(IMAGES)
+    # The batch path: claim-check blobs and batch messages through the batch steps (what the Flink job runs),
+    # with a cache of its own, so the backfill below has to infer every image itself.
+    batch_settings = Settings(database_url=postgres_url, triton_url=triton_url, var_dir=tmp_path / "batch",
+                              model_store=REPO_ROOT / "var" / "models", _env_file=None)
+    upgrade(postgres_url)
+    batch = BatchSteps.from_settings(batch_settings)
+    batch.ports.store.seed_registry(load_registry())
+    blob_uris = [batch.ports.blobs.put(f"claims/{i}.jpg", image) for i, image in enumerate(images)]
+    tag = tmp_path.name[-12:]
+    batch_ids = [f"batch-{tag}-{i}" for i in range(IMAGES)]
+    batch.run([BatchItemMessage(request_id=rid, caller_id="producer", model_id=MODEL, image_uri=uri)
+               for rid, uri in zip(batch_ids, blob_uris, strict=True)])
+    batch_labels = labels_by_request(batch, batch_ids)
+    assert len(batch_labels) == IMAGES
+
+    # The backfill: the same images as files, plus one past request (its claim check) and two bad lines.
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    references = []
+    for i, image in enumerate(images):
+        (archive / f"{i}.jpg").write_bytes(image)
+        references.append((archive / f"{i}.jpg").as_uri())
+    references.append(f"request:{batch_ids[7]}")
+    bad = [(archive / "missing.jpg").as_uri(), "ftp://example.com/x.jpg"]
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("\n".join([*references, *bad, ""]))
+    settings = batch_settings.model_copy(update={"redis_url": redis_url, "var_dir": tmp_path / "backfill"})
+    model = choose_version(batch, MODEL, None)
+    job = Backfill(str(manifest), model, settings.model_dump(mode="json"), str(tmp_path / "parquet"))
+
+    counters = run(job, pipeline_options("DirectRunner"))
+
+    assert counters["images_read"] == IMAGES + 1 and counters["images_failed"] == 2
+    assert counters["results_stored"] == IMAGES + 1
+    # Every image is inferred; the past request repeats image 7, which is a hit when its twin was cached first.
+    hits = counters.get("cache_hits", 0)
+    assert hits <= 1 and counters["num_inferences"] + hits == IMAGES + 1
+    backfill_ids = [request_id_for(ref, model) for ref in references]
+    backfill_labels = labels_by_request(batch, backfill_ids)
+    expected = [batch_labels[rid] for rid in batch_ids] + [batch_labels[batch_ids[7]]]
+    assert all(same_labels(backfill_labels[rid], want) for rid, want in zip(backfill_ids, expected, strict=True))
+    failed = {batch.ports.store.get_request(request_id_for(ref, model))["error_code"] for ref in bad}
+    assert failed == {"blob_not_found", "bad_url"}
+
+    table = pq.read_table(tmp_path / "parquet").to_pylist()
+    assert len(table) == IMAGES + 1
+    by_id = {row["request_id"]: row for row in table}
+    first = by_id[backfill_ids[0]]
+    assert first["image_uri"] == references[0] and (first["model_id"], first["model_version"]) == (MODEL, "1")
+    cached = batch.ports.cache.get(first["image_hash"], MODEL, "1")  # the in-process cache of the batch path
+    assert cached is not None and json.loads(first["labels"]) == [label.to_dict() for label in cached]
+
+    # A rerun: every image is now a hit in Redis, and the rows stay as they are.
+    again = run(job, pipeline_options("DirectRunner"))
+    assert again["cache_hits"] == IMAGES + 1 and again["results_stored"] == IMAGES + 1
+    assert labels_by_request(batch, backfill_ids) == backfill_labels
+    batch.close()
+
+
+def test_dataflow_options_are_built_from_the_documented_flags() -> None:
+    options = pipeline_options("DataflowRunner", ["--experiments=use_runner_v2"], dataflow=DataflowOptions(
+        project="acme-ml", region="us-central1", temp_location="gs://acme-tmp/backfill",
+        worker_image="us-docker.pkg.dev/acme-ml/imgrec/imgrec-gpu:0.1.0", gpu="nvidia-l4",
+        machine_type="g2-standard-4", max_workers=20,
+    ))
+    cloud, worker = options.view_as(GoogleCloudOptions), options.view_as(WorkerOptions)
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert (cloud.project, cloud.region, cloud.temp_location) == ("acme-ml", "us-central1", "gs://acme-tmp/backfill")
+    assert cloud.dataflow_service_options == ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
+    assert worker.sdk_container_image == "us-docker.pkg.dev/acme-ml/imgrec/imgrec-gpu:0.1.0"
+    assert (worker.machine_type, worker.max_num_workers) == ("g2-standard-4", 20)
+    assert "use_runner_v2" in options.get_all_options()["experiments"]
+    two = pipeline_options("DataflowRunner", dataflow=DataflowOptions("p", "r", "gs://t", gpu="nvidia-tesla-t4:2"))
+    assert two.view_as(GoogleCloudOptions).dataflow_service_options == [
+        "worker_accelerator=type:nvidia-tesla-t4;count:2;install-nvidia-driver"]
+    local = pipeline_options("DirectRunner", ["--direct_num_workers=2"])
+    assert local.view_as(DirectOptions).direct_num_workers == 2
+
+
+def test_dataflow_without_a_project_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("file:///nowhere.jpg\n")
+    done = CliRunner().invoke(app, ["backfill", str(manifest), "--model", MODEL, "--runner", "DataflowRunner"])
+    assert done.exit_code != 0 and "--project" in done.output
