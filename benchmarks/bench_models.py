@@ -26,9 +26,9 @@ from PIL import Image
 from skimage import data
 
 from runners.stack.ports import free_ports
+from transforms.adapters.onnxruntime import OnnxRuntimeBackend
+from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceBackend
-from transforms.backends.onnxruntime import OnnxRuntimeBackend
-from transforms.backends.triton import TritonBackend
 from transforms.handlers import get_handler
 from transforms.intake import decode_image
 from transforms.model_registry import find

@@ -30,12 +30,12 @@ from skimage import data
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
+from transforms.adapters.sql import SqlStore
 from transforms.cache import CacheKey
 from transforms.handlers import get_handler
 from transforms.intake import decode_image, sha256_hex
 from transforms.model_registry import find
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import Store
 
 MODEL_ID = "scene-classification"
 CONCURRENCY = (1, 4, 16)
@@ -92,7 +92,7 @@ def main() -> None:
     try:
         stack.start(components[:-1])
         stack.start(["api"])  # after the database exists and is migrated
-        store = Store.from_url(stack.settings.database_url)
+        store = SqlStore.from_url(stack.settings.database_url)
         key = store.create_api_key("bench")
         store.close()
         client = httpx.Client(

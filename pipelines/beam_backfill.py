@@ -31,6 +31,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.batch_steps import BatchSteps, FetchedItem, Outcome, PreparedItem
+from transforms.composition import build_ports
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
 from transforms.intake import sha256_hex
@@ -92,7 +93,7 @@ class _StepsDoFn(beam.DoFn):
         self.job = job
 
     def setup(self) -> None:
-        self.steps = BatchSteps.from_settings(Settings(**self.job.settings))
+        self.steps = BatchSteps(build_ports(Settings(**self.job.settings)))
 
     def teardown(self) -> None:
         steps = getattr(self, "steps", None)
@@ -144,9 +145,9 @@ class ReadImage(_StepsDoFn):
         return row["image_uri"]
 
     def _read(self, uri: str) -> bytes:
-        if uri.startswith(("http://", "https://", f"{self.steps.ports.blobs.root_uri}/")):
-            return self.steps.read_image(uri)  # the batch path's own reading: SSRF guard, blob-store root
-        if uri.startswith(ARCHIVE_SCHEMES):
+        if uri.startswith(("http://", "https://")):
+            return self.steps.read_image(uri)  # the batch path's own fetch, with its SSRF guard
+        if uri.startswith(ARCHIVE_SCHEMES):  # archives, and the claim checks of past requests in the blob store
             return read_archive(uri, self.steps.ports.settings.batch_max_bytes)
         raise RecognitionError("bad_url", f"Not an image reference a backfill reads: {uri!r} "
                                           f"(file://, gs://, s3://, http(s):// or request:<id>).")
@@ -194,7 +195,7 @@ class ImgrecModelHandler(ModelHandler[PreparedItem, Outcome, BatchSteps]):
         self._max_batch = max_batch
 
     def load_model(self) -> BatchSteps:
-        return BatchSteps.from_settings(Settings(**self._settings))
+        return BatchSteps(build_ports(Settings(**self._settings)))
 
     def run_inference(
         self, batch: Sequence[PreparedItem], model: BatchSteps, inference_args: dict[str, Any] | None = None

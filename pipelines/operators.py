@@ -24,6 +24,7 @@ from transforms.batch_steps import (
     dead_letter,
     parse_message,
 )
+from transforms.composition import build_ports
 from transforms.errors import RecognitionError
 from transforms.settings import Settings
 
@@ -43,7 +44,7 @@ class _StepsMixin:
         self._settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.steps = BatchSteps.from_settings(Settings(**self._settings))
+        self.steps = BatchSteps(build_ports(Settings(**self._settings)))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

@@ -44,13 +44,13 @@ def backfill_command(
     from runners.deploy.tools import prism_path
     from runners.stack.settings import StackSettings
     from transforms.batch_steps import BatchSteps
+    from transforms.composition import build_ports, migrate
     from transforms.errors import RecognitionError
     from transforms.model_registry import load_registry
-    from transforms.store.migrations import upgrade
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     dataflow = None
     if runner is Runner.dataflow:
         if not (project and region and temp_location):
@@ -59,7 +59,7 @@ def backfill_command(
     prism = prism_path(StackSettings().cache_dir)
     options = pipeline_options(runner.value, ctx.args, dataflow=dataflow,
                                prism_location=str(prism) if prism.exists() else None)
-    steps = BatchSteps.from_settings(settings)
+    steps = BatchSteps(build_ports(settings))
     try:
         steps.ports.store.seed_registry(load_registry())
         chosen = choose_version(steps, model, version)

@@ -17,19 +17,19 @@ bootstrap_app = typer.Typer(
 @bootstrap_app.command()
 def migrate() -> None:
     """Migrate the database schema to the newest revision (Alembic)."""
-    from transforms.store.migrations import upgrade
+    from transforms.composition import migrate
 
-    upgrade(get_settings().resolved_database_url)
+    migrate(get_settings().resolved_database_url)
     typer.echo("database schema: at head")
 
 
 @bootstrap_app.command()
 def registry() -> None:
     """Insert the model registry's rows that the database lacks (a promotion made since is never undone)."""
+    from transforms.composition import open_store
     from transforms.model_registry import load_registry
-    from transforms.store import Store
 
-    store = Store.from_url(get_settings().resolved_database_url)
+    store = open_store(get_settings())
     try:
         rows = load_registry()
         store.seed_registry(rows)

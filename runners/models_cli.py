@@ -63,16 +63,13 @@ def route(
     weight: Annotated[float, typer.Option("--weight", help="Share of traffic sent to the canary, in [0, 1].")] = 0.0,
 ) -> None:
     """Promote a version and set (or end) a canary: the registry table and the Redis route key together."""
-    from transforms.cache import redis_client
-    from transforms.routing import make_router, route_from_versions
-    from transforms.store import Store
-    from transforms.store.migrations import upgrade
+    from transforms.composition import migrate, open_store, registry_router
 
     settings = get_settings()
     if not 0.0 <= weight <= 1.0:
         raise typer.BadParameter("weight must be in [0, 1]", param_hint="--weight")
-    upgrade(settings.resolved_database_url)
-    store = Store.from_url(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
+    store = open_store(settings)
     try:
         store.seed_registry(load_registry())
         known = {m.version for m in store.get_model_versions(model_id)}
@@ -80,8 +77,7 @@ def route(
             if version not in known:
                 raise typer.BadParameter(f"{model_id} has no version {version!r} (known: {sorted(known)})")
         store.set_route(model_id, active, canary, weight)
-        client = redis_client(settings.redis_url) if settings.redis_url else None
-        router = make_router(settings, lambda m: route_from_versions(store.get_model_versions(m)), client=client)
+        router = registry_router(settings, store)
         router.promote(model_id, active)
         entry = router.set_canary(model_id, canary, weight)
         typer.echo(json.dumps(asdict(entry)))

@@ -22,10 +22,10 @@ from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
 from tests.job_helpers import wait_running
-from transforms.cache import redis_client
+from transforms.adapters.redis import redis_client
+from transforms.adapters.sql import SqlStore
 from transforms.model_registry import load_registry
 from transforms.settings import Settings
-from transforms.store import Store
 
 PORT_FIELDS = (
     "postgres_port",
@@ -146,10 +146,10 @@ def stack_settings(test_stack: TestStack) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def job(stack_settings: Settings) -> Iterator[tuple[Settings, Store]]:
+def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
     """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
     settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
-    store = Store.from_url(settings.resolved_database_url)
+    store = SqlStore.from_url(settings.resolved_database_url)
     store.seed_registry(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))

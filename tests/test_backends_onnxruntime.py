@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from transforms.backends import OnnxRuntimeBackend, TritonBackend, make_backend
+from transforms.adapters.onnxruntime import OnnxRuntimeBackend
+from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
 from transforms.backends.microbatch import MicroBatcher
+from transforms.composition import make_backend
 from transforms.model_registry import find
 from transforms.settings import Settings, get_settings
 
@@ -48,7 +51,11 @@ def test_concurrent_calls_share_one_run() -> None:
 
     batcher = MicroBatcher(run, max_batch=8)
     with ThreadPoolExecutor(5) as pool:
-        futures = [pool.submit(batcher.submit, {"x": np.full((1, 2), i, np.float32)}, ["y"]) for i in range(5)]
+        submit = partial(pool.submit, batcher.submit)
+        futures = [submit({"x": np.full((1, 2), 0, np.float32)}, ["y"])]
+        while not calls:  # the first run has started (and blocks): the next calls can only queue behind it
+            threading.Event().wait(0.01)
+        futures += [submit({"x": np.full((1, 2), i, np.float32)}, ["y"]) for i in range(1, 5)]
         while batcher._queue.qsize() < 4:
             threading.Event().wait(0.01)
         release.set()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.test_models_golden import PHOTOS, ZOO, photo, predict
+from transforms.adapters.onnxruntime import OnnxRuntimeBackend
+from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
-from transforms.backends.onnxruntime import OnnxRuntimeBackend
-from transforms.backends.triton import TritonBackend
 from transforms.model_registry import find
 from transforms.settings import get_settings
 

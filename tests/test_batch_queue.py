@@ -9,7 +9,8 @@ import pytest
 from kafka import KafkaConsumer
 
 from runners.stack.ports import free_ports
-from transforms.batch_queue import KafkaBatchQueue, QueueUnavailable
+from transforms.adapters.kafka import KafkaBatchQueue
+from transforms.batch_queue import QueueUnavailable
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
 

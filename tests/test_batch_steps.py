@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api_helpers import photo_bytes
+from transforms.adapters.sql import tables as t
+from transforms.adapters.sql import upgrade
 from transforms.batch_steps import BadMessage, BatchSteps, InFlightDedup, Settle, dead_letter, parse_message
+from transforms.composition import build_ports
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import tables as t
-from transforms.store.migrations import upgrade
 
 SCENE = "scene-classification"
 
@@ -26,7 +27,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory):
         micro_batch_size=4, _env_file=None,
     )
     upgrade(settings.resolved_database_url)
-    built = BatchSteps.from_settings(settings)
+    built = BatchSteps(build_ports(settings))
     built.ports.store.seed_registry(load_registry())
     yield built
     built.close()

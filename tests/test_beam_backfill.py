@@ -25,12 +25,12 @@ from pipelines.beam_backfill import (
     run,
 )
 from runners.cli import app
+from transforms.adapters.sql import tables as t
 from transforms.batch_steps import BatchSteps
+from transforms.composition import build_ports, migrate
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import tables as t
-from transforms.store.migrations import upgrade
 
 MODEL = "scene-classification"
 IMAGES = 240
@@ -73,8 +73,8 @@ def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
     # with a cache of its own, so the backfill below has to infer every image itself.
     batch_settings = Settings(database_url=postgres_url, triton_url=triton_url, var_dir=tmp_path / "batch",
                               model_store=REPO_ROOT / "var" / "models", _env_file=None)
-    upgrade(postgres_url)
-    batch = BatchSteps.from_settings(batch_settings)
+    migrate(postgres_url)
+    batch = BatchSteps(build_ports(batch_settings))
     batch.ports.store.seed_registry(load_registry())
     blob_uris = [batch.ports.blobs.put(f"claims/{i}.jpg", image) for i, image in enumerate(images)]
     tag = tmp_path.name[-12:]

@@ -15,15 +15,15 @@ import redis
 from prometheus_client import REGISTRY
 
 from runners.stack.ports import free_ports
+from transforms.adapters.redis import RedisResultCache
 from transforms.cache import (
     CacheKey,
     MemoryResultCache,
-    RedisResultCache,
     ResultCache,
     decode_labels,
     encode_labels,
-    make_cache,
 )
+from transforms.composition import make_cache
 from transforms.handlers.base import Label
 from transforms.settings import Settings
 

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from transforms.adapters.httpx import AddressForbidden, HttpImageFetcher, guarded_client
 from transforms.errors import RecognitionError
-from transforms.fetch import AddressForbidden, AllowList, ImageFetcher, fetch_image, forbidden_reason, guarded_client
+from transforms.fetch import AllowList, forbidden_reason
 from transforms.settings import Settings
 
 CAP = 100_000
@@ -152,12 +153,12 @@ def _settings(**overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def fetcher() -> Iterator[ImageFetcher]:
-    with ImageFetcher(_settings()) as f:
+def fetcher() -> Iterator[HttpImageFetcher]:
+    with HttpImageFetcher(_settings()) as f:
         yield f
 
 
-def _code(fetcher: ImageFetcher, url: str, max_bytes: int = CAP) -> RecognitionError:
+def _code(fetcher: HttpImageFetcher, url: str, max_bytes: int = CAP) -> RecognitionError:
     with pytest.raises(RecognitionError) as info:
         fetcher.fetch(url, max_bytes=max_bytes)
     return info.value
@@ -166,29 +167,27 @@ def _code(fetcher: ImageFetcher, url: str, max_bytes: int = CAP) -> RecognitionE
 # --- success paths ---
 
 
-def test_fetches_an_image(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_fetches_an_image(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     assert fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png", max_bytes=CAP) == PNG
 
 
-def test_generic_binary_content_type_is_let_through(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_generic_binary_content_type_is_let_through(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     assert fetcher.fetch(f"http://127.0.0.1:{server.port}/octet", max_bytes=CAP) == PNG
 
 
-def test_exactly_the_cap_is_accepted(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_exactly_the_cap_is_accepted(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     assert len(fetcher.fetch(f"http://127.0.0.1:{server.port}/exactly-cap", max_bytes=CAP)) == CAP
 
 
-def test_follows_redirects_up_to_the_limit(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_follows_redirects_up_to_the_limit(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     # /redirect/2 -> /redirect/1 -> /redirect/0 -> /img.png: three redirects, the limit.
     assert fetcher.fetch(f"http://127.0.0.1:{server.port}/redirect/2", max_bytes=CAP) == PNG
     assert fetcher.fetch(f"http://127.0.0.1:{server.port}/to-absolute", max_bytes=CAP) == PNG
 
 
-def test_module_function_uses_settings(server: ImageServer) -> None:
-    settings = _settings()
-    assert fetch_image(f"http://127.0.0.1:{server.port}/img.png", settings) == PNG
+def test_a_size_refusal_carries_the_hint(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     with pytest.raises(RecognitionError) as info:
-        fetch_image(f"http://127.0.0.1:{server.port}/exactly-cap", settings, max_bytes=CAP - 1, hint="Use batch.")
+        fetcher.fetch(f"http://127.0.0.1:{server.port}/exactly-cap", max_bytes=CAP - 1, hint="Use batch.")
     assert info.value.code == "image_too_large"
     assert info.value.message.endswith("Use batch.")
 
@@ -196,48 +195,48 @@ def test_module_function_uses_settings(server: ImageServer) -> None:
 # --- refusals from the server side ---
 
 
-def test_too_many_redirects(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_too_many_redirects(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/redirect/3")
     assert (err.code, err.http_status) == ("url_too_many_redirects", 422)
 
 
-def test_wrong_content_type(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_wrong_content_type(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     for route in ("html", "none"):
         err = _code(fetcher, f"http://127.0.0.1:{server.port}/{route}")
         assert (err.code, err.http_status) == ("url_not_image", 415)
 
 
-def test_upstream_error_status(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_upstream_error_status(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/missing")
     assert err.code == "url_fetch_failed"
     assert err.details["upstream_status"] == 404
 
 
-def test_size_cap_from_content_length(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_size_cap_from_content_length(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/big-declared")
     assert (err.code, err.http_status) == ("image_too_large", 413)
     assert err.details["limit_bytes"] == CAP
 
 
-def test_size_cap_while_streaming(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_size_cap_while_streaming(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/big-undeclared")
     assert err.code == "image_too_large"
 
 
-def test_read_timeout(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_read_timeout(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     started = time.monotonic()
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/slow-headers")
     assert err.code == "url_timeout"
     assert time.monotonic() - started < 1.4  # gave up at the read timeout, not when the server answered
 
 
-def test_slow_drip_hits_the_total_budget(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_slow_drip_hits_the_total_budget(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     # Each chunk arrives within the read timeout; the whole transfer exceeds connect + read timeouts.
     err = _code(fetcher, f"http://127.0.0.1:{server.port}/drip")
     assert err.code == "url_timeout"
 
 
-def test_connection_refused(fetcher: ImageFetcher) -> None:
+def test_connection_refused(fetcher: HttpImageFetcher) -> None:
     with ImageServer() as closed:
         port = closed.port  # bound then closed: nothing listens there
     err = _code(fetcher, f"http://127.0.0.1:{port}/img.png")
@@ -248,7 +247,7 @@ def test_unresolvable_host() -> None:
     def nothing(host: str, port: int) -> list[ipaddress.IPv4Address]:
         raise OSError("no such host")
 
-    with ImageFetcher(_settings(), resolver=nothing) as fetcher:
+    with HttpImageFetcher(_settings(), resolver=nothing) as fetcher:
         assert _code(fetcher, "http://no-such-host.invalid/x.png").code == "url_fetch_failed"
 
 
@@ -274,38 +273,38 @@ def test_unresolvable_host() -> None:
     ],
 )
 def test_non_public_addresses_are_refused_without_allow_list(server: ImageServer, url: str) -> None:
-    with ImageFetcher(_settings(fetch_allow_hosts=[])) as fetcher:
+    with HttpImageFetcher(_settings(fetch_allow_hosts=[])) as fetcher:
         err = _code(fetcher, url.format(port=server.port))
     assert (err.code, err.http_status) == ("url_forbidden", 400)
 
 
 def test_refused_address_is_never_contacted(server: ImageServer) -> None:
     before = len(server.hosts_seen)
-    with ImageFetcher(_settings(fetch_allow_hosts=[])) as fetcher:
+    with HttpImageFetcher(_settings(fetch_allow_hosts=[])) as fetcher:
         assert _code(fetcher, f"http://127.0.0.1:{server.port}/img.png").code == "url_forbidden"
     assert len(server.hosts_seen) == before
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/", "/img.png"])
-def test_other_schemes_are_refused(fetcher: ImageFetcher, url: str) -> None:
+def test_other_schemes_are_refused(fetcher: HttpImageFetcher, url: str) -> None:
     assert _code(fetcher, url).code == "url_forbidden"
 
 
-def test_malformed_url(fetcher: ImageFetcher) -> None:
+def test_malformed_url(fetcher: HttpImageFetcher) -> None:
     assert _code(fetcher, "http://").code == "bad_url"
     assert _code(fetcher, "http://[::1").code == "bad_url"
 
 
-def test_redirect_to_metadata_or_file_is_refused(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_redirect_to_metadata_or_file_is_refused(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     assert _code(fetcher, f"http://127.0.0.1:{server.port}/to-metadata").code == "url_forbidden"
     assert _code(fetcher, f"http://127.0.0.1:{server.port}/to-file").code == "url_forbidden"
 
 
 def test_allow_list_by_cidr_and_by_hostname(server: ImageServer) -> None:
-    with ImageFetcher(_settings(fetch_allow_hosts=["127.0.0.0/8"])) as fetcher:
+    with HttpImageFetcher(_settings(fetch_allow_hosts=["127.0.0.0/8"])) as fetcher:
         assert fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png", max_bytes=CAP) == PNG
     # "localhost" may resolve to ::1 first, where nothing listens: the next address is tried.
-    with ImageFetcher(_settings(fetch_allow_hosts=["LOCALHOST."])) as fetcher:
+    with HttpImageFetcher(_settings(fetch_allow_hosts=["LOCALHOST."])) as fetcher:
         assert fetcher.fetch(f"http://localhost:{server.port}/img.png", max_bytes=CAP) == PNG
         # The hostname entry does not open the address to other names.
         assert _code(fetcher, f"http://127.0.0.1:{server.port}/img.png").code == "url_forbidden"
@@ -318,7 +317,7 @@ def test_connects_to_the_checked_address_with_the_original_host_header(server: I
         calls.append(host)
         return [ipaddress.ip_address("127.0.0.1")]
 
-    with ImageFetcher(_settings(), resolver=resolver) as fetcher:
+    with HttpImageFetcher(_settings(), resolver=resolver) as fetcher:
         # "pinned.example" exists in no DNS: this works only if the connection goes to the resolved address.
         assert fetcher.fetch(f"http://pinned.example:{server.port}/redirect/1", max_bytes=CAP) == PNG
     assert calls == ["pinned.example"] * 3  # resolved once per hop
@@ -329,7 +328,7 @@ def test_next_address_is_tried_when_one_refuses_the_connection(server: ImageServ
     def two(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return [ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1")]  # the server is on .1 only
 
-    with ImageFetcher(_settings(fetch_allow_hosts=["127.0.0.0/8"]), resolver=two) as fetcher:
+    with HttpImageFetcher(_settings(fetch_allow_hosts=["127.0.0.0/8"]), resolver=two) as fetcher:
         assert fetcher.fetch(f"http://two.example:{server.port}/img.png", max_bytes=CAP) == PNG
 
 
@@ -337,7 +336,7 @@ def test_any_forbidden_answer_refuses_the_host() -> None:
     def mixed(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("10.0.0.7")]
 
-    with ImageFetcher(_settings(), resolver=mixed) as fetcher:
+    with HttpImageFetcher(_settings(), resolver=mixed) as fetcher:
         err = _code(fetcher, "http://rebind.example/x.png")
     assert err.code == "url_forbidden"
     assert "10.0.0.7" in err.message
@@ -353,7 +352,7 @@ def test_forbidden_reason_classifies_addresses() -> None:
     assert not AllowList(["10.0.0.0/8"]).allows("x", ipaddress.ip_address("11.0.0.1"))
 
 
-def test_credentials_and_query_are_not_echoed(fetcher: ImageFetcher, server: ImageServer) -> None:
+def test_credentials_and_query_are_not_echoed(fetcher: HttpImageFetcher, server: ImageServer) -> None:
     err = _code(fetcher, f"http://user:secret@127.0.0.1:{server.port}/missing?token=abc")
     assert "secret" not in err.message and "abc" not in err.message
 
@@ -423,7 +422,7 @@ def test_https_keeps_sni_and_certificate_check(tls_files: tuple[Path, Path]) -> 
         return [ipaddress.ip_address("127.0.0.1")]
 
     for tls_server in _serve(ImageServer(tls=server_ctx)):
-        with ImageFetcher(_settings(), resolver=to_loopback, verify=client_ctx) as fetcher:
+        with HttpImageFetcher(_settings(), resolver=to_loopback, verify=client_ctx) as fetcher:
             assert fetcher.fetch(f"https://img.test:{tls_server.port}/img.png", max_bytes=CAP) == PNG
             # The certificate names img.test only: another name pinned to the same address fails verification.
             assert _code(fetcher, f"https://other.test:{tls_server.port}/img.png").code == "url_fetch_failed"

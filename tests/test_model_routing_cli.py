@@ -13,10 +13,9 @@ import redis
 from sqlalchemy import create_engine, text
 
 from tests.api_helpers import api_client, imgrec, photo_bytes
+from transforms.adapters.sql import SqlStore, upgrade
 from transforms.model_registry import find
 from transforms.settings import REPO_ROOT, Settings
-from transforms.store import Store
-from transforms.store.migrations import upgrade
 
 DRAWS = 300
 WEIGHT = 0.3
@@ -34,7 +33,7 @@ def fresh_database(postgres_url: str) -> str:
 def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str, tmp_path) -> None:
     database_url = fresh_database(postgres_url)
     upgrade(database_url)
-    store = Store.from_url(database_url)
+    store = SqlStore.from_url(database_url)
     v1 = find("tiny-rgb")
     store.seed_registry([v1, dataclasses.replace(v1, version="2", is_active=False)])  # same artifact, new version
     store.close()
@@ -63,7 +62,7 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
         share = versions["2"] / DRAWS
         sigma = (WEIGHT * (1 - WEIGHT) / DRAWS) ** 0.5
         assert abs(share - WEIGHT) < 4 * sigma, versions  # binomial bounds: fails ~1 run in 16,000
-        with Store.from_url(database_url).engine.connect() as conn:
+        with SqlStore.from_url(database_url).engine.connect() as conn:
             stored = dict(conn.execute(text("SELECT model_version, count(*) FROM inference_results GROUP BY 1")).all())
         assert stored == dict(versions)  # the chosen version is what was stored
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.backends.base import InferenceBackend
-from transforms.backends.onnxruntime import OnnxRuntimeBackend
 from transforms.handlers import get_handler
 from transforms.handlers.base import Prediction
 from transforms.model_registry import find

@@ -17,12 +17,12 @@ from pipelines.job_spec import JobOptions
 from pipelines.submit import cancel_job, job_status, submit_job
 from tests.api_helpers import photo_variants
 from tests.job_helpers import wait_running
-from transforms.batch_queue import KafkaBatchQueue
-from transforms.blobs import make_blob_store
+from transforms.adapters.kafka import KafkaBatchQueue
+from transforms.adapters.sql import SqlStore
+from transforms.adapters.sql import tables as t
+from transforms.composition import make_blob_store
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
-from transforms.store import Store
-from transforms.store import tables as t
 
 pytestmark = pytest.mark.stack
 SCENE = "scene-classification"
@@ -44,7 +44,7 @@ def publish(settings: Settings, prefix: str, images: Sequence[bytes], start: int
     return messages
 
 
-def rows(store: Store, prefix: str) -> dict[str, dict]:
+def rows(store: SqlStore, prefix: str) -> dict[str, dict]:
     r, res = t.inference_requests, t.inference_results
     q = (
         select(r.c.request_id, r.c.status, r.c.error_code, res.c.labels, res.c.cache_hit, res.c.model_version)
@@ -55,7 +55,7 @@ def rows(store: Store, prefix: str) -> dict[str, dict]:
         return {row.request_id: dict(row._mapping) for row in conn.execute(q)}
 
 
-def wait_finished(store: Store, prefix: str, count: int, timeout_s: float = 180) -> dict[str, dict]:
+def wait_finished(store: SqlStore, prefix: str, count: int, timeout_s: float = 180) -> dict[str, dict]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = rows(store, prefix)

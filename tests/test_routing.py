@@ -11,16 +11,15 @@ import redis
 from prometheus_client import REGISTRY
 
 from runners.stack.ports import free_ports
-from transforms.cache import redis_client
+from transforms.adapters.redis import RedisRouteStore, redis_client
+from transforms.composition import make_router
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
 from transforms.routing import (
     MemoryRouteStore,
-    RedisRouteStore,
     RouteEntry,
     RouteStore,
     VersionRouter,
-    make_router,
     route_from_versions,
     route_key,
 )

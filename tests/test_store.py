@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
+from transforms.adapters.sql import SqlStore, upgrade
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import NewRequest, Store
-from transforms.store.migrations import upgrade
+from transforms.store import NewRequest
 
 MODEL = ModelVersion(
     model_id="m",
@@ -26,7 +26,7 @@ MODEL = ModelVersion(
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path) -> SqlStore:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'imgrec.db'}"
     else:
@@ -39,13 +39,13 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:
         url = base.rsplit("/", 1)[0] + "/" + name
     upgrade(url)
     upgrade(url)  # idempotent
-    s = Store.from_url(url)
+    s = SqlStore.from_url(url)
     s.seed_registry([MODEL])
     yield s
     s.close()
 
 
-def _batch(store: Store, n: int, callback: str | None = "http://hook.example/cb") -> tuple[str, list[str]]:
+def _batch(store: SqlStore, n: int, callback: str | None = "http://hook.example/cb") -> tuple[str, list[str]]:
     batch_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(n)]
     reqs = [NewRequest(rid, "alice", "m", batch_id=batch_id, item_index=i) for i, rid in enumerate(ids)]
@@ -53,7 +53,7 @@ def _batch(store: Store, n: int, callback: str | None = "http://hook.example/cb"
     return batch_id, ids
 
 
-def test_registry_seed_is_idempotent_and_routes(store: Store) -> None:
+def test_registry_seed_is_idempotent_and_routes(store: SqlStore) -> None:
     store.seed_registry([MODEL, ModelVersion(**{**MODEL.__dict__, "version": "2", "is_active": False})])
     versions = store.get_model_versions("m")
     assert [v.version for v in versions] == ["1", "2"]
@@ -65,7 +65,7 @@ def test_registry_seed_is_idempotent_and_routes(store: Store) -> None:
     assert {v.version: v.canary_weight for v in store.get_model_versions("m")}["2"] == pytest.approx(0.05)
 
 
-def test_api_keys_are_hashed_and_resolve_to_their_caller(store: Store) -> None:
+def test_api_keys_are_hashed_and_resolve_to_their_caller(store: SqlStore) -> None:
     key = store.create_api_key("alice")
     assert store.caller_for_key(key) == "alice"
     assert store.caller_for_key(key + "x") is None
@@ -75,7 +75,7 @@ def test_api_keys_are_hashed_and_resolve_to_their_caller(store: Store) -> None:
     assert store.webhook_secret("alice")
 
 
-def test_batch_progress_follows_state_transitions_and_replays_change_nothing(store: Store) -> None:
+def test_batch_progress_follows_state_transitions_and_replays_change_nothing(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 3)
     summary = store.batch_summary(batch_id)
     assert (summary.status, summary.total_count, summary.rejected[0]["code"]) == ("pending", 3, "bad_base64")
@@ -106,7 +106,7 @@ def test_batch_progress_follows_state_transitions_and_replays_change_nothing(sto
     assert len(store.due_webhooks()) == 1
 
 
-def test_webhook_outbox_backoff_and_delivery(store: Store) -> None:
+def test_webhook_outbox_backoff_and_delivery(store: SqlStore) -> None:
     batch_id, ids = _batch(store, 1)
     store.complete_request(ids[0], "m", "1", "h", [Label("a", 1.0)], None, cache_hit=False)
     store.record_webhook_attempt(batch_id, 500, "HTTP 500", delivered=False, retry_in=timedelta(hours=1))
@@ -115,7 +115,7 @@ def test_webhook_outbox_backoff_and_delivery(store: Store) -> None:
     assert [a["status_code"] for a in store.webhook_attempts(batch_id)] == [500, 200]
 
 
-def test_all_failed_and_all_done_statuses(store: Store) -> None:
+def test_all_failed_and_all_done_statuses(store: SqlStore) -> None:
     failed_batch, ids = _batch(store, 2, callback=None)
     for rid in ids:
         store.fail_request(rid, "x", "y")
@@ -128,7 +128,7 @@ def test_all_failed_and_all_done_statuses(store: Store) -> None:
     assert store.recent_throughput(60) > 0
 
 
-def test_ensure_request_for_direct_kafka_producers(store: Store) -> None:
+def test_ensure_request_for_direct_kafka_producers(store: SqlStore) -> None:
     msg = BatchItemMessage(request_id="r-1", caller_id="bob", model_id="m", image_uri="file:///i.png")
     other = BatchItemMessage(request_id="r-2", caller_id="bob", model_id="m", image_uri="file:///j.png")
     store.ensure_requests([msg, other])

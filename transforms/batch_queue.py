@@ -1,17 +1,15 @@
-"""The `BatchQueue` port: publish batch-item messages (Kafka keyed by caller_id, or an in-process queue)."""
+"""The `BatchQueue` port (publish batch-item messages) and the embedded default's in-process queue.
+
+The Kafka adapter (one message per item, keyed by caller_id) is `transforms/adapters/kafka.py`.
+"""
 
 from __future__ import annotations
 
-import logging
 import queue
-import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from transforms.messages import BatchItemMessage
-from transforms.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class QueueUnavailable(RuntimeError):
@@ -24,68 +22,6 @@ class BatchQueue(Protocol):
     def ready(self) -> bool: ...
 
     def close(self) -> None: ...
-
-
-class KafkaBatchQueue:
-    """Kafka producer: one message per item on the batch topic, keyed by caller_id (so partitioned by caller).
-
-    The producer connects on first use, so the API starts (and serves the sync path) while Kafka is down.
-    """
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
-        self._bootstrap = bootstrap
-        self._producer: Any = None
-        self._lock = threading.Lock()
-
-    def _connected(self) -> Any:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
-        with self._lock:
-            if self._producer is None:
-                try:
-                    self._producer = KafkaProducer(
-                        bootstrap_servers=self._bootstrap,
-                        acks="all",
-                        enable_idempotence=True,
-                        linger_ms=5,
-                        compression_type="lz4",
-                        request_timeout_ms=10_000,
-                        max_block_ms=10_000,
-                        # Fail fast when the broker is down: the caller gets a 503 and retries.
-                        bootstrap_timeout_ms=5_000,
-                        delivery_timeout_ms=30_000,
-                    )
-                except KafkaError as exc:
-                    raise QueueUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
-            return self._producer
-
-    def publish(self, messages: Sequence[BatchItemMessage]) -> None:
-        """Send and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
-        from kafka.errors import KafkaError
-
-        producer = self._connected()
-        try:
-            futures = [producer.send(self.topic, key=m.caller_id.encode(), value=m.to_json()) for m in messages]
-            producer.flush(timeout=30)
-            for f in futures:
-                f.get(timeout=30)
-        except KafkaError as exc:
-            raise QueueUnavailable(f"Kafka did not accept the batch: {exc}") from exc
-
-    def ready(self) -> bool:
-        """The broker answers metadata for the batch topic (`bootstrap_connected` is unreliable here)."""
-        from kafka.errors import KafkaError
-
-        try:
-            return bool(self._connected().partitions_for(self.topic))
-        except (QueueUnavailable, KafkaError):
-            return False
-
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
 
 
 class InProcessBatchQueue:
@@ -103,10 +39,3 @@ class InProcessBatchQueue:
 
     def close(self) -> None:
         pass
-
-
-def make_batch_queue(settings: Settings) -> BatchQueue:
-    """Kafka when `kafka_bootstrap` is set, else the in-process queue."""
-    if settings.kafka_bootstrap:
-        return KafkaBatchQueue(settings.kafka_bootstrap, settings.batch_topic)
-    return InProcessBatchQueue()

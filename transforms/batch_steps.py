@@ -25,13 +25,11 @@ from pydantic import ValidationError
 from transforms.backends.base import InferenceUnavailable
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
-from transforms.fetch import fetch_image
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors, raw_output_bytes
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
-from transforms.settings import Settings
 from transforms.store import CompletedItem
 from transforms.thresholds import apply_threshold
 
@@ -158,11 +156,6 @@ class BatchSteps:
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BatchSteps:
-        """Build the ports from settings (what a Flink operator does in `open`)."""
-        return cls(Ports.from_settings(settings))
-
     def close(self) -> None:
         self.ports.close()
 
@@ -182,7 +175,7 @@ class BatchSteps:
     def read_image(self, uri: str) -> bytes:
         """The bytes of an image reference: an http(s) URL (SSRF-guarded) or a blob-store URI."""
         if uri.startswith(("http://", "https://")):
-            return fetch_image(uri, self.ports.settings, max_bytes=self.ports.settings.batch_max_bytes)
+            return self.ports.fetcher.fetch(uri, max_bytes=self.ports.settings.batch_max_bytes)
         return self.ports.blobs.get(uri)
 
     def lookup(self, item: FetchedItem) -> Outcome | None:

@@ -13,7 +13,7 @@ from transforms.batch_queue import BatchQueue, QueueUnavailable
 from transforms.blobs import BlobStore
 from transforms.catalog import ModelCatalog
 from transforms.errors import RecognitionError
-from transforms.fetch import parse_http_url
+from transforms.fetch import ImageFetcher
 from transforms.intake import check_size, decode_base64, sniff_image
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
@@ -47,13 +47,20 @@ class BatchSubmitter:
     """Accepts a batch: bad items are listed with reasons, the rest are queued."""
 
     def __init__(
-        self, settings: Settings, store: Store, catalog: ModelCatalog, blobs: BlobStore, queue: BatchQueue
+        self,
+        settings: Settings,
+        store: Store,
+        catalog: ModelCatalog,
+        blobs: BlobStore,
+        queue: BatchQueue,
+        fetcher: ImageFetcher,
     ) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
         self.blobs = blobs
         self.queue = queue
+        self.fetcher = fetcher
 
     def submit(self, caller_id: str, items: Sequence[BatchItem], callback_url: str | None) -> SubmittedBatch:
         """Validate, persist and publish one batch; raises RecognitionError when nothing can be accepted."""
@@ -65,7 +72,7 @@ class BatchSubmitter:
                 limit=self.settings.batch_max_items,
             )
         if callback_url is not None:
-            parse_http_url(callback_url, "callback_url")
+            self.fetcher.check_url(callback_url, "callback_url")
         batch_id = uuid.uuid4().hex
         submitted_at = datetime.now(UTC).isoformat()
         accepted: list[BatchItemMessage] = []
@@ -117,7 +124,7 @@ class BatchSubmitter:
                 "url_and_data" if item.image_url else "no_image", "Give exactly one of image_url and image_data."
             )
         if item.image_url is not None:
-            parse_http_url(item.image_url)
+            self.fetcher.check_url(item.image_url)
             return item.image_url
         data = decode_base64(item.image_data or "")
         check_size(data, self.settings.batch_max_bytes)

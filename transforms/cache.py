@@ -2,11 +2,9 @@
 
 Key `result:{image_hash}:{model_id}:{version}`; value the model's UNthresholded labels as LZ4-compressed
 (lz4.frame) JSON; TTL `Settings.cache_ttl_s`. Thresholds are applied after the cache, so one entry serves every
-threshold. Two adapters with the same encoding and TTL semantics: Redis (shared across processes) and an
-in-process LRU (the embedded default). A Redis fault degrades to a miss or a skipped write, logged and counted
-(`imgrec_redis_errors_total`), and never reaches the caller.
-
-This module also holds the fast-failing Redis client and the error guard that the version router shares.
+threshold. Two implementations with the same encoding and TTL semantics: Redis (shared across processes,
+`transforms/adapters/redis.py`) and the in-process LRU here (the embedded default). A Redis fault degrades to a
+miss or a skipped write, logged and counted (`imgrec_redis_errors_total`), and never reaches the caller.
 """
 
 from __future__ import annotations
@@ -18,57 +16,19 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol
 
 import lz4.frame
-import redis
 from prometheus_client import Counter
 
 from transforms.handlers.base import Label
-from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# A cache hit must answer in milliseconds; a stuck Redis must not hold a request for long.
-REDIS_SOCKET_TIMEOUT_S = 0.25
 
 REDIS_ERRORS = Counter(
     "imgrec_redis_errors_total", "Redis calls that failed and were degraded.", ["component", "op"]
 )
 CACHE_LOOKUPS = Counter("imgrec_cache_lookups_total", "Result cache lookups by outcome.", ["result"])
-
-T = TypeVar("T")
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A Redis client with short timeouts and no retries: a failed call degrades at once.
-
-    (redis-py already replaces a pooled connection that the server closed before handing it out.)
-    """
-    timeout = REDIS_SOCKET_TIMEOUT_S
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
-class RedisGuard:
-    """Runs one component's Redis calls: a failure is counted, logged once per outage, and a fallback returned."""
-
-    def __init__(self, component: str) -> None:
-        self.component = component
-        self._down = False  # only decides which log line to write; a race costs at most one extra line
-
-    def run(self, op: str, call: Callable[[], T], fallback: T) -> T:
-        try:
-            result = call()
-        except (redis.RedisError, OSError) as exc:
-            REDIS_ERRORS.labels(self.component, op).inc()
-            if not self._down:
-                self._down = True
-                log.warning("redis unavailable for the %s (%s failed: %s); degrading", self.component, op, exc)
-            return fallback
-        if self._down:
-            self._down = False
-            log.info("redis available again for the %s", self.component)
-        return result
 
 
 class CacheKey(NamedTuple):
@@ -152,34 +112,6 @@ class EncodedCache(ABC):
             return None
 
 
-class RedisResultCache(EncodedCache):
-    """The cache in Redis, shared by every API process and the batch pipeline."""
-
-    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
-        super().__init__(ttl_s)
-        self.client = client
-        self.guard = RedisGuard("result cache")
-
-    @classmethod
-    def from_url(cls, url: str, ttl_s: int) -> RedisResultCache:
-        return cls(redis_client(url), ttl_s)
-
-    def _read(self, keys: list[str]) -> list[bytes | None]:
-        return self.guard.run("get", lambda: self.client.mget(keys), [None] * len(keys))
-
-    def _write(self, items: list[tuple[str, bytes]]) -> None:
-        def write() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            for key, blob in items:
-                pipe.set(key, blob, ex=self.ttl_s)
-            pipe.execute()
-
-        self.guard.run("put", write, None)
-
-    def ready(self) -> bool:
-        return self.guard.run("ping", lambda: bool(self.client.ping()), False)
-
-
 class MemoryResultCache(EncodedCache):
     """An in-process LRU with the same key layout, encoding and TTL; thread-safe."""
 
@@ -215,12 +147,3 @@ class MemoryResultCache(EncodedCache):
                 self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-
-
-def make_cache(settings: Settings, client: redis.Redis | None = None) -> ResultCache:
-    """Redis when `redis_url` is set (or a client is given), else the in-process LRU."""
-    if client is not None:
-        return RedisResultCache(client, settings.cache_ttl_s)
-    if settings.redis_url:
-        return RedisResultCache.from_url(settings.redis_url, settings.cache_ttl_s)
-    return MemoryResultCache(settings.cache_ttl_s, settings.cache_max_entries)

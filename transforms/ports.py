@@ -1,17 +1,17 @@
-"""The service's ports, each built from settings: the real service's adapter or the embedded default."""
+"""The ports the use cases run on, bundled; `transforms/composition.py` fills them from settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transforms.backends import make_backend
 from transforms.backends.base import InferenceBackend
-from transforms.blobs import BlobStore, make_blob_store
-from transforms.cache import ResultCache, make_cache, redis_client
+from transforms.blobs import BlobStore
+from transforms.cache import ResultCache
 from transforms.catalog import ModelCatalog
+from transforms.fetch import ImageFetcher
 from transforms.handlers import get_handler
 from transforms.handlers.base import ModelHandler, ModelVersion
-from transforms.routing import VersionRouter, make_router, route_from_versions
+from transforms.routing import VersionRouter
 from transforms.settings import Settings
 from transforms.store import Store
 
@@ -27,24 +27,8 @@ class Ports:
     cache: ResultCache
     backend: InferenceBackend
     blobs: BlobStore
+    fetcher: ImageFetcher
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Ports:
-        """PostgreSQL or SQLite, Redis or in-process, Triton or ONNX Runtime, ... as the settings say."""
-        store = Store.from_url(settings.resolved_database_url)
-        catalog = ModelCatalog(store)
-        client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool: cache and router
-        router = make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client=client)
-        return cls(
-            settings=settings,
-            store=store,
-            catalog=catalog,
-            router=router,
-            cache=make_cache(settings, client),
-            backend=make_backend(settings),
-            blobs=make_blob_store(settings),
-        )
 
     def handler(self, model: ModelVersion) -> ModelHandler:
         """The (cached) handler of a model version, bound to this process's model store.
@@ -59,4 +43,5 @@ class Ports:
 
     def close(self) -> None:
         self.backend.close()
+        self.fetcher.close()
         self.store.close()

@@ -6,9 +6,9 @@ TTL of `Settings.active_version_ttl_s` (60 s). A hash keeps the three in one key
 On a miss the route is filled from the registry through an injected `lookup(model_id)` (the store reads the
 `model_registry` table). A draw from the RNG below `canary_weight` routes to the canary.
 
-The cache of routes is a small key-value port: Redis, or an in-process TTL map for the embedded default (where
-a promotion made by another process is seen once the entry expires, as with Redis). A Redis fault falls back to
-the lookup and is never raised.
+The cache of routes is a small key-value port: Redis (`transforms/adapters/redis.py`), or the in-process TTL map
+here for the embedded default (where a promotion made by another process is seen once the entry expires, as with
+Redis). A Redis fault falls back to the lookup and is never raised.
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
 from prometheus_client import Counter
 
-from transforms.cache import RedisGuard, redis_client
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
-from transforms.settings import Settings
 
 ROUTED = Counter(
     "imgrec_routed_total", "Requests routed, by model, version and canary.", ["model_id", "version", "canary"]
@@ -72,42 +69,6 @@ class RouteStore(Protocol):
     def load(self, key: str) -> RouteEntry | None: ...
 
     def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None: ...
-
-
-class RedisRouteStore:
-    """Routes as Redis hashes (fields version, canary_version, canary_weight) with a TTL."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.guard = RedisGuard("version router")
-
-    def load(self, key: str) -> RouteEntry | None:
-        fields: dict[bytes, bytes] = self.guard.run("get", lambda: self.client.hgetall(key), {})
-        if not fields.get(b"version"):
-            return None
-        try:
-            return RouteEntry(
-                fields[b"version"].decode(),
-                fields.get(b"canary_version", b"").decode() or None,
-                float(fields.get(b"canary_weight", b"0")),
-            )
-        except (ValueError, RecognitionError):
-            return None  # a malformed entry (written by hand?) is refilled from the registry
-
-    def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None:
-        mapping = {
-            "version": entry.version,
-            "canary_version": entry.canary_version or "",
-            "canary_weight": repr(entry.canary_weight),
-        }
-
-        def write() -> None:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, ttl_s)
-            pipe.execute()
-
-        self.guard.run("put", write, None)
 
 
 class MemoryRouteStore:
@@ -181,16 +142,3 @@ class VersionRouter:
 
     def _current(self, model_id: str) -> RouteEntry | None:
         return self.store.load(route_key(model_id)) or self.lookup(model_id)
-
-
-def make_router(
-    settings: Settings,
-    lookup: Lookup,
-    client: redis.Redis | None = None,
-    rng: Callable[[], float] = random.random,
-) -> VersionRouter:
-    """Routes cached in Redis when `redis_url` is set (or a client is given), else in process."""
-    if client is None and settings.redis_url:
-        client = redis_client(settings.redis_url)
-    store: RouteStore = RedisRouteStore(client) if client is not None else MemoryRouteStore()
-    return VersionRouter(store, lookup, settings.active_version_ttl_s, rng)

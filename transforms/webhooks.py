@@ -1,4 +1,7 @@
-"""Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff."""
+"""Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff.
+
+The POST itself goes through the `WebhookSender` port (`transforms/adapters/httpx.py`, behind the SSRF guard).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,23 @@ import json
 import logging
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
-
-from transforms.fetch import guarded_client
 from transforms.settings import Settings
 from transforms.store import BatchSummary, Store
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
+
+
+class DeliveryFailed(Exception):
+    """The POST did not get an answer (refused by the SSRF guard, unreachable, timed out); the reason as text."""
+
+
+class WebhookSender(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST `body` to `url` (no redirects followed) and return the HTTP status; DeliveryFailed without one."""
+        ...
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -41,9 +51,17 @@ def payload(summary: BatchSummary) -> dict[str, Any]:
 class WebhookDispatcher:
     """Delivers due outbox rows; every attempt is recorded, failures back off 2, 4, 8 ... seconds."""
 
-    def __init__(self, settings: Settings, store: Store, base_delay_s: float = 2.0, max_delay_s: float = 600.0):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sender: WebhookSender,
+        base_delay_s: float = 2.0,
+        max_delay_s: float = 600.0,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.sender = sender
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self._stop = threading.Event()
@@ -69,14 +87,12 @@ class WebhookDispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            with guarded_client(self.settings) as client:
-                response = client.post(row["url"], content=body, headers=headers)
-            status_code = response.status_code
+            status_code = self.sender.post(row["url"], body, headers)
             ok = 200 <= status_code < 300
             if not ok:
                 error = f"HTTP {status_code}"
-        except (httpx.HTTPError, OSError, ValueError) as exc:  # includes the SSRF guard's refusal
-            ok, error = False, str(exc) or type(exc).__name__
+        except DeliveryFailed as exc:
+            ok, error = False, str(exc)
         attempts = row["attempts"] + 1
         retry_in = None
         if not ok and attempts < self.settings.webhook_max_attempts:

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import caller_id
 from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
 from transforms.errors import RecognitionError
-from transforms.fetch import fetch_image
 from transforms.intake import check_size, decode_base64
 from transforms.thresholds import validate_threshold
 
@@ -94,7 +93,8 @@ async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]
     if body.confidence_threshold is not None:
         validate_threshold(body.confidence_threshold)
     if body.image_url is not None:
-        data = await run_in_threadpool(fetch_image, body.image_url, settings, max_bytes=settings.sync_max_bytes)
+        fetch = services.ports.fetcher.fetch
+        data = await run_in_threadpool(fetch, body.image_url, max_bytes=settings.sync_max_bytes)
     else:
         data = upload if upload is not None else decode_base64(body.image_data or "")
     check_size(data, settings.sync_max_bytes, BATCH_HINT)

@@ -100,6 +100,6 @@ class Postgres(Component):
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{db}"')
         # Imported here: Alembic is only needed once the server is up.
-        from transforms.store.migrations import upgrade
+        from transforms.composition import migrate
 
-        upgrade(self.url)
+        migrate(self.url)

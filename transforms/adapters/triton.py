@@ -12,8 +12,8 @@ import time
 import grpc
 import numpy as np
 
+from transforms.adapters.triton_protocol import SERVICE, pb
 from transforms.backends.base import InferenceUnavailable
-from transforms.backends.triton_protocol import SERVICE, pb
 from transforms.handlers.base import ModelVersion
 
 DATATYPES = {

@@ -1,6 +1,6 @@
 """The embedded default's batch executor: worker threads drain the in-process queue through `BatchSteps`.
 
-It stands in for Kafka + Flink in `make run`: same transforms, same store writes, same cache.
+It stands in for Kafka + Flink in `make run`: same steps, same store writes, same cache.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alembic environment: the URL and connection come from `transforms.store.migrations.upgrade`."""
+"""Alembic environment: the URL and connection come from `transforms.adapters.sql.migrations.upgrade`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The `Store` port: requests, results, batches, registry, API keys and the webhook outbox.
+"""The `Store` port (`transforms/store.py`) over SQLAlchemy Core: one implementation for PostgreSQL and SQLite.
 
-One SQLAlchemy Core implementation serves PostgreSQL (the stack) and SQLite (the embedded default). Every write
-of the batch path is idempotent on a natural key, so a replay after a restart changes nothing.
+Every write of the batch path is idempotent on a natural key, so a replay after a restart changes nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +15,10 @@ from sqlalchemy import Engine, case, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from transforms.adapters.sql import tables as t
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import tables as t
+from transforms.store import BatchSummary, CompletedItem, NewRequest
 
 TERMINAL = ("done", "failed")
 
@@ -32,71 +31,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class BatchSummary:
-    """Progress of one batch, derived from its requests' states (never from counters)."""
-
-    batch_id: str
-    caller_id: str
-    total_count: int
-    pending: int
-    processing: int
-    completed_count: int
-    failed_count: int
-    rejected: list[dict[str, Any]]
-    callback_url: str | None
-    created_at: datetime
-    completed_at: datetime | None
-
-    @property
-    def status(self) -> str:
-        finished = self.completed_count + self.failed_count
-        if finished < self.total_count:
-            return "processing" if finished or self.processing else "pending"
-        if self.failed_count == 0:
-            return "done"
-        return "failed" if self.completed_count == 0 else "partially_failed"
-
-
-@dataclass(frozen=True)
-class NewRequest:
-    """A request row to create."""
-
-    request_id: str
-    caller_id: str
-    model_id: str
-    image_hash: str | None = None
-    image_uri: str | None = None
-    batch_id: str | None = None
-    item_index: int | None = None
-    confidence_threshold: float | None = None
-    min_label_count: int | None = None
-    status: str = "pending"
-
-    @classmethod
-    def from_message(cls, m: BatchItemMessage) -> NewRequest:
-        """The pending request row of one batch-item message."""
-        return cls(
-            request_id=m.request_id,
-            caller_id=m.caller_id,
-            model_id=m.model_id,
-            image_uri=m.image_uri,
-            batch_id=m.batch_id,
-            item_index=m.item_index,
-            confidence_threshold=m.confidence_threshold,
-            min_label_count=m.min_label_count,
-        )
-
-
-class Store:
-    """Relational persistence for the service."""
+class SqlStore:
+    """The `Store` port in SQL: PostgreSQL (the stack) or SQLite (the embedded default)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
 
     @classmethod
-    def from_url(cls, url: str) -> Store:
+    def from_url(cls, url: str) -> SqlStore:
         """Open a store; SQLite gets WAL and a busy timeout so worker threads and the API can share it."""
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -504,20 +447,6 @@ class Store:
             return [dict(row._mapping) for row in conn.execute(q)]
 
 
-@dataclass(frozen=True)
-class CompletedItem:
-    """One finished inference, ready to be written."""
-
-    request_id: str
-    model_id: str
-    model_version: str
-    image_hash: str
-    labels: Sequence[Label]
-    raw_output_uri: str | None
-    cache_hit: bool
-    threshold_applied: float | None = None
-
-
 def _result_row(item: CompletedItem, ts: datetime) -> dict[str, Any]:
     return {
         "request_id": item.request_id,
@@ -547,4 +476,4 @@ def _model_version(m: Any) -> ModelVersion:
     )
 
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+__all__ = ["SqlStore"]
