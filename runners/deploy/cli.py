@@ -16,7 +16,7 @@ console = Console()
 
 @deploy_app.command()
 def tools() -> None:
-    """Install helm (Go module proxy) and the CRD schema packages (npm), cached; idempotent."""
+    """Install helm and Beam's Prism runner (Go module proxy) and the CRD schema packages (npm), cached."""
     from runners.deploy.tools import ToolError, install_tools
 
     try:

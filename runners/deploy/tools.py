@@ -1,5 +1,5 @@
-"""The tools that validate the chart offline, each installed once and cached: helm (built from the Go module
-proxy) and the npm packages that carry the KEDA and Flink CRD schemas (from the committed package-lock)."""
+"""Tools of the deployment checks, each installed once and cached: helm and Beam's Prism runner (built from the Go
+module proxy) and the npm packages that carry the KEDA and Flink CRD schemas (from the committed package-lock)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def ensure_validator_packages(say: Callable[[str], None] = print) -> Path:
 
 
 def install_tools(cache_dir: Path, say: Callable[[str], None] = print) -> None:
-    """Everything the chart's validation needs; idempotent."""
+    """Everything the chart's validation and the backfill's Prism runs need; idempotent."""
     ensure_helm(cache_dir, say)
+    ensure_prism(cache_dir, say)
     ensure_validator_packages(say)
