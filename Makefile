@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv system-deps deploy-tools models lint bench clean
+.PHONY: run test venv system-deps deploy-tools models lint bench bench-deps clean
 
 run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 	$(BIN)/imgrec serve
@@ -35,8 +35,12 @@ lint: venv  ## ruff, and the import contracts that keep the layers (pyproject.to
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: venv system-deps models
+bench: venv system-deps models bench-deps  ## Every benchmark (private stacks on free ports); JSON in var/bench.
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.report
+
+bench-deps:  ## wrk, the outside load generator of bench_sync (apt).
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 
 clean:
 	rm -rf $(VENV) var

@@ -43,7 +43,8 @@ async def caller_id(request: Request) -> str:
     if scheme.lower() != "bearer" or not key:
         raise HTTPException(401, "Send an API key as 'Authorization: Bearer <key>'.", {"WWW-Authenticate": "Bearer"})
     keys: CallerKeys = request.app.state.caller_keys
-    caller = keys.remembered(key) or await run_in_threadpool(keys.lookup, key)
+    with request.state.stages.stage("auth"):
+        caller = keys.remembered(key) or await run_in_threadpool(keys.lookup, key)
     if caller is None:
         raise HTTPException(401, "The API key is unknown or revoked.", {"WWW-Authenticate": "Bearer"})
     return caller

@@ -1,4 +1,6 @@
-"""Request middleware: request ids (taken from `X-Request-ID` or made, echoed, on every log line) and latency."""
+"""Request middleware: request ids (taken from `X-Request-ID` or made, echoed, on every log line), latency, and the
+per-stage timer of the request (`request.state.stages`, sent back as `Server-Timing`, observed in
+`imgrec_stage_seconds` once the response has gone)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import uuid
 
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from transforms.stages import StageTimer
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_SECONDS = Histogram(
@@ -51,12 +55,18 @@ class RequestIdMiddleware:
         token = request_id_var.set(rid)
         began = time.perf_counter()
         status = 500
+        timer = StageTimer()
+        scope.setdefault("state", {})["stages"] = timer
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode("latin-1")))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", rid.encode("latin-1")))
+                if timer.path is not None:
+                    timer.add("total", time.perf_counter() - began)
+                    headers.append((b"server-timing", timer.server_timing().encode("latin-1")))
             await send(message)
 
         try:
@@ -66,3 +76,6 @@ class RequestIdMiddleware:
             # The route template (not the raw path) keeps the label set small: batch ids are not labels.
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - began)
+            if timer.path is not None and status >= 400:
+                timer.path = "sync_error"
+            timer.finish()

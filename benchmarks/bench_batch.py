@@ -5,13 +5,17 @@ One run, on a private stack on free ports under a temporary root:
   in minutes; the model still sees 224x224), of which `--repeats` (60%) repeat an image first seen at least
   `REPEAT_LAG` items earlier; distinct images differ by a trailer after the JPEG end marker (decoders ignore it,
   the hash changes), so every miss costs the same decode;
-- raw baseline: decode + preprocess + ONNX Runtime in one loop over the same images, micro-batches of
-  `micro_batch_size`, no cache (what one process does with the model alone);
+- raw baseline: decode + preprocess + ONNX Runtime in one loop over the distinct images, micro-batches of
+  `micro_batch_size`, no cache (what one process does with the model alone on the work that needs a model);
 - pipeline: the items posted inline to POST /v1/recognize/batch in chunks, then GET .../batch/{id} polled until
   every batch has ended; wall time from the first POST to the last batch done (after a warm-up batch).
-Reports wall time, images/s, the ratio to the raw loop, Triton's busy fraction (increase of
-nv_inference_compute_infer_duration_us over the wall time; queue time and mean batch size beside it) and the cache
-hit rate (share of items whose result came from the cache). Prints a table and writes var/bench/batch.json.
+Reports wall time, images/s and, the figure that matters, unique-image throughput (images the pipeline inferred
+per second) against the raw loop over the same unique images; Triton's busy fraction over the wall time and while
+a backlog exists (from the first to the last inference, sampled every second from Triton's metrics:
+nv_inference_compute_infer_duration_us), its mean batch size, the cache hit rate, the per-stage time of the job's
+Python workers (`imgrec_stage_seconds{path="batch"}` from the TaskManager's metrics endpoint), the stack's
+resident memory and the load average. `--runs` repeats the pipeline part on the same stack (fresh images each
+run). Prints a table and writes var/bench/batch.json.
 """
 
 from __future__ import annotations
@@ -20,14 +24,12 @@ import argparse
 import base64
 import bisect
 import io
-import json
 import random
-import shutil
 import sys
-import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -37,25 +39,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from skimage import data
 from sqlalchemy import func, select
 
+from benchmarks.common import (
+    MODEL_STORE,
+    load_average,
+    median_of,
+    print_table,
+    private_stack,
+    stack_memory,
+    write_report,
+)
 from pipelines.submit import job_status
 from runners.api_client import ApiClient
-from runners.stack.ports import free_ports
-from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
 from transforms.adapters.sql import SqlStore
 from transforms.adapters.sql import tables as t
 from transforms.handlers import get_handler
 from transforms.intake import decode_image
 from transforms.model_registry import find
-from transforms.settings import REPO_ROOT, Settings
+from transforms.settings import Settings
 
 MODEL_ID = "scene-classification"
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat", "immunohistochemistry")
 REPEAT_LAG = 256  # a repeat refers to an image posted this many items earlier at least (already in the cache)
-PORT_FIELDS = (
-    "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "triton_http_port",
-    "triton_grpc_port", "triton_metrics_port", "flink_rest_port", "flink_rpc_port", "api_port",
-)
 ENDED = ("done", "failed", "partially_failed")
 TRITON_COUNTERS = (
     "nv_inference_compute_infer_duration_us", "nv_inference_queue_duration_us", "nv_inference_request_success",
@@ -75,8 +80,8 @@ def base_photos(size: int) -> list[bytes]:
     return out
 
 
-def workload(items: int, repeat_share: float, size: int, seed: int = 7) -> tuple[list[bytes], int]:
-    """`items` JPEGs in posting order, and how many of them are distinct."""
+def workload(items: int, repeat_share: float, size: int, tag: str, seed: int = 7) -> tuple[list[bytes], list[bytes]]:
+    """`items` JPEGs in posting order, and the distinct ones (`tag` makes them new to the cache)."""
     rng = random.Random(seed)
     bases = base_photos(size)
     distinct = max(1, round(items * (1 - repeat_share)))
@@ -91,15 +96,17 @@ def workload(items: int, repeat_share: float, size: int, seed: int = 7) -> tuple
             images.append(images[first_seen[rng.randrange(eligible)]])
             continue
         first_seen.append(position)
-        images.append(bases[len(first_seen) % len(bases)] + f"imgrec-bench-{len(first_seen)}".encode())
-    return images, len(first_seen)
+        images.append(bases[len(first_seen) % len(bases)] + f"imgrec-bench-{tag}-{len(first_seen)}".encode())
+    return images, [images[i] for i in first_seen]
+
+
 
 
 def raw_loop(images: list[bytes], settings: Settings) -> float:
     """Seconds for decode + preprocess + ONNX Runtime over every image, in micro-batches, one process."""
     model = find(MODEL_ID)
-    handler = get_handler(model, settings.resolved_model_store)
-    session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)))
+    handler = get_handler(model, MODEL_STORE)
+    session = ort.InferenceSession(str(model.artifact_path(MODEL_STORE)))
     size = settings.micro_batch_size
     began = time.perf_counter()
     for start in range(0, len(images), size):
@@ -109,13 +116,84 @@ def raw_loop(images: list[bytes], settings: Settings) -> float:
     return time.perf_counter() - began
 
 
-def triton_counters(url: str) -> dict[str, float]:
-    """Sums of Triton's cumulative counters of the benchmarked model."""
-    totals = dict.fromkeys(TRITON_COUNTERS, 0.0)
+def scrape(url: str, names: tuple[str, ...], match: dict[str, str]) -> dict[str, float]:
+    """Sums of the named counters' samples whose labels include `match`."""
+    totals = dict.fromkeys(names, 0.0)
     for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
         if family.name in totals:  # the parser names counter samples `<family>_total`
-            totals[family.name] += sum(s.value for s in family.samples if s.labels.get("model") == MODEL_ID)
+            totals[family.name] += sum(
+                s.value for s in family.samples if all(s.labels.get(k) == v for k, v in match.items())
+            )
     return totals
+
+
+def triton_counters(url: str) -> dict[str, float]:
+    return scrape(url, TRITON_COUNTERS, {"model": MODEL_ID})
+
+
+def stage_seconds(url: str) -> dict[str, dict[str, float]]:
+    """{stage: {"sum": seconds, "count": n}} of imgrec_stage_seconds{path="batch"} from the workers' endpoint."""
+    out: dict[str, dict[str, float]] = {}
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return out
+    for family in text_string_to_metric_families(text):
+        if family.name != "imgrec_stage_seconds":
+            continue
+        for s in family.samples:
+            if s.labels.get("path") == "batch" and s.name.endswith(("_sum", "_count")):
+                out.setdefault(s.labels["stage"], {})[s.name.rsplit("_", 1)[1]] = s.value
+    return out
+
+
+def gpu_utilisation(url: str) -> float | None:
+    """Mean of Triton's nv_gpu_utilization over its GPUs (0..1), None on a host without one."""
+    values = [
+        s.value
+        for family in text_string_to_metric_families(httpx.get(url, timeout=5).text)
+        if family.name == "nv_gpu_utilization"
+        for s in family.samples
+    ]
+    return sum(values) / len(values) if values else None
+
+
+class TritonSampler:
+    """Samples Triton's counters (and GPU utilisation, on a GPU host) every second in the background."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.gpu: list[float] = []
+        self._stop = threading.Event()
+        self._began = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - self._began, triton_counters(self.url)))
+            gpu = gpu_utilisation(self.url)
+            if gpu is not None:
+                self.gpu.append(gpu)
+            self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.monotonic() - self._began, triton_counters(self.url)))
+
+    def busy_while_backlog(self) -> float:
+        """Compute time over wall time from the first to the last sample in which Triton executed anything."""
+        active = [
+            i for i in range(1, len(self.samples))
+            if self.samples[i][1]["nv_inference_exec_count"] > self.samples[i - 1][1]["nv_inference_exec_count"]
+        ]  # fmt: skip
+        if not active:
+            return 0.0
+        first, last = self.samples[active[0] - 1], self.samples[active[-1]]
+        compute = last[1]["nv_inference_compute_infer_duration_us"] - first[1]["nv_inference_compute_infer_duration_us"]
+        return round(compute / ((last[0] - first[0]) * 1e6), 3)
 
 
 def chunks(images: list[bytes], size: int) -> Iterator[list[dict]]:
@@ -138,22 +216,23 @@ def wait_ended(client: ApiClient, batch_ids: list[str], timeout_s: float) -> dic
     return ended
 
 
-def run_pipeline(stack: Stack, images: list[bytes], chunk: int, timeout_s: float) -> dict:
-    """Post the images through the API, wait for every batch; wall time, outcomes, Triton and cache figures."""
+def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: int, timeout_s: float) -> dict:
+    """Post the images through the API, wait for every batch; wall time, outcomes, Triton and stage figures."""
     settings = stack.settings
+    stages_before = stage_seconds(settings.flink_metrics_url)
+    before = triton_counters(settings.triton_metrics_url)
+    sampler = TritonSampler(settings.triton_metrics_url)
+    began = time.monotonic()
+    batch_ids = [client.submit_batch(items)["batch_id"] for items in chunks(images, chunk)]
+    posted = time.monotonic() - began
+    ended = wait_ended(client, batch_ids, timeout_s)
+    wall = time.monotonic() - began
+    sampler.stop()
+    after = triton_counters(settings.triton_metrics_url)
+    stages_after = stage_seconds(settings.flink_metrics_url)
     store = SqlStore.from_url(settings.database_url)
-    client = ApiClient(settings.api_url, store.create_api_key("bench-batch"), timeout_s=300)
+    r, res = t.inference_requests, t.inference_results
     try:
-        warm = next(chunks([b + b"warm-up" for b in base_photos(160)], 32))
-        wait_ended(client, [client.submit_batch(warm)["batch_id"]], timeout_s=180)
-        before = triton_counters(settings.triton_metrics_url)
-        began = time.monotonic()
-        batch_ids = [client.submit_batch(items)["batch_id"] for items in chunks(images, chunk)]
-        posted = time.monotonic() - began
-        ended = wait_ended(client, batch_ids, timeout_s)
-        wall = time.monotonic() - began
-        after = triton_counters(settings.triton_metrics_url)
-        r, res = t.inference_requests, t.inference_results
         with store.engine.connect() as conn:
             hits, results = conn.execute(
                 select(func.count().filter(res.c.cache_hit), func.count())
@@ -161,9 +240,13 @@ def run_pipeline(stack: Stack, images: list[bytes], chunk: int, timeout_s: float
                 .where(r.c.batch_id.in_(batch_ids))
             ).one()
     finally:
-        client.close()
         store.close()
     delta = {name: after[name] - before[name] for name in TRITON_COUNTERS}
+    inferred = delta["nv_inference_count"]
+    stages = {
+        name: round(1000 * (v.get("sum", 0) - stages_before.get(name, {}).get("sum", 0)) / max(1.0, inferred), 3)
+        for name, v in stages_after.items()
+    }
     return {
         "wall_s": round(wall, 2),
         "post_s": round(posted, 2),
@@ -171,15 +254,32 @@ def run_pipeline(stack: Stack, images: list[bytes], chunk: int, timeout_s: float
         "failed": sum(s["failed_count"] for s in ended.values()),
         "results": results,
         "cache_hits": hits,
+        "unique_per_s": round(inferred / wall, 1),
         "triton": {
             "busy_fraction": round(delta["nv_inference_compute_infer_duration_us"] / (wall * 1e6), 3),
+            "busy_while_backlog": sampler.busy_while_backlog(),
             "queue_fraction": round(delta["nv_inference_queue_duration_us"] / (wall * 1e6), 3),
             "requests": int(delta["nv_inference_request_success"]),
             "executions": int(delta["nv_inference_exec_count"]),
-            "inferences": int(delta["nv_inference_count"]),
-            "mean_batch": round(delta["nv_inference_count"] / max(1.0, delta["nv_inference_exec_count"]), 1),
+            "inferences": int(inferred),
+            "mean_batch": round(inferred / max(1.0, delta["nv_inference_exec_count"]), 1),
+            "gpu_utilisation": round(sum(sampler.gpu) / len(sampler.gpu), 3) if sampler.gpu else None,
         },
+        "stage_ms_per_inferred_image": stages,
     }
+
+
+def start_stack(stack: Stack) -> float:
+    """Everything up and the job RUNNING; seconds taken."""
+    started = time.monotonic()
+    stack.up()
+    if stack.notes:
+        raise RuntimeError("; ".join(stack.notes))
+    while (status := job_status(stack.app_settings)) is None or status.state != "RUNNING":
+        if time.monotonic() - started > 180:
+            raise RuntimeError(f"the batch job is not running: {status}")
+        time.sleep(0.5)
+    return time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,61 +288,76 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=float, default=0.6, help="Share of items repeating an earlier image.")
     parser.add_argument("--size", type=int, default=160, help="Longest side of the posted images (px).")
     parser.add_argument("--chunk", type=int, default=1_000, help="Items per POST /v1/recognize/batch.")
+    parser.add_argument("--runs", type=int, default=3, help="Pipeline runs on the same stack (medians reported).")
     parser.add_argument("--timeout", type=float, default=900.0, help="Longest wait for the batches (s).")
     args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
 
-    images, distinct = workload(args.items, args.repeats, args.size)
-    root = Path(tempfile.mkdtemp(prefix="imgrec-bench-batch-"))
-    root.chmod(0o755)  # PostgreSQL runs as an unprivileged user when started as root
-    app = Settings(model_store=REPO_ROOT / "var" / "models", var_dir=root / "var")
-    raw_s = raw_loop(images, app)
-    stack = Stack(StackSettings(root=root, **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))), app)
-    try:
-        started = time.monotonic()
-        stack.up()
-        if stack.notes:
-            raise RuntimeError("; ".join(stack.notes))
-        while (status := job_status(stack.app_settings)) is None or status.state != "RUNNING":
-            if time.monotonic() - started > 180:
-                raise RuntimeError(f"the batch job is not running: {status}")
-            time.sleep(0.5)
-        startup_s = time.monotonic() - started
-        pipeline = run_pipeline(stack, images, args.chunk, args.timeout)
-    finally:
-        stack.stop([*SERVICES, "api"])
-        shutil.rmtree(root, ignore_errors=True)
+    load_before = load_average()
+    runs: list[dict[str, Any]] = []
+    with private_stack([*SERVICES, "api"]) as stack:
+        startup_s = start_stack(stack)
+        store = SqlStore.from_url(stack.settings.database_url)
+        client = ApiClient(stack.settings.api_url, store.create_api_key("bench-batch"), timeout_s=300)
+        store.close()
+        try:
+            warm = next(chunks([b + b"warm-up" for b in base_photos(args.size)], 32))
+            wait_ended(client, [client.submit_batch(warm)["batch_id"]], timeout_s=180)
+            for run in range(args.runs):
+                images, distinct = workload(args.items, args.repeats, args.size, tag=f"r{run}-{time.time_ns()}")
+                load = load_average()
+                raw_s = raw_loop(distinct, stack.app_settings)  # same run, same machine state, no stack traffic
+                pipeline = run_pipeline(stack, client, images, args.chunk, args.timeout)
+                raw_rate = len(distinct) / raw_s
+                runs.append({
+                    "load_avg_start": load,
+                    "items": len(images),
+                    "distinct_images": len(distinct),
+                    "pipeline": pipeline | {"images_per_s": round(len(images) / pipeline["wall_s"], 1)},
+                    "raw_loop_unique": {"wall_s": round(raw_s, 2), "images_per_s": round(raw_rate, 1)},
+                    "unique_ratio": round(pipeline["unique_per_s"] / raw_rate, 3),
+                    "all_items_ratio": round(len(images) / pipeline["wall_s"] / raw_rate, 3),
+                    "cache_hit_rate": round(pipeline["cache_hits"] / max(1, pipeline["results"]), 3),
+                    "memory": stack_memory(stack),
+                })  # fmt: skip
+                print(f"run {run + 1}/{args.runs}: unique ratio {runs[-1]['unique_ratio']} (load {load})", flush=True)
+        finally:
+            client.close()
 
-    raw_rate = len(images) / raw_s
-    rate = len(images) / pipeline["wall_s"]
+    summary = {
+        "unique_ratio": median_of(r["unique_ratio"] for r in runs),
+        "unique_per_s": median_of(r["pipeline"]["unique_per_s"] for r in runs),
+        "raw_unique_per_s": median_of(r["raw_loop_unique"]["images_per_s"] for r in runs),
+        "all_items_ratio": median_of(r["all_items_ratio"] for r in runs),
+        "wall_s": median_of(r["pipeline"]["wall_s"] for r in runs),
+        "triton_busy_while_backlog": median_of(r["pipeline"]["triton"]["busy_while_backlog"] for r in runs),
+        "triton_busy_wall": median_of(r["pipeline"]["triton"]["busy_fraction"] for r in runs),
+        "mean_batch": median_of(r["pipeline"]["triton"]["mean_batch"] for r in runs),
+        "memory_total_mb": median_of(r["memory"]["total_mb"] for r in runs),
+        "failed": sum(r["pipeline"]["failed"] for r in runs),
+    }
     report = {
         "model": MODEL_ID,
-        "items": len(images),
-        "distinct_images": distinct,
-        "repeat_share": round(1 - distinct / len(images), 3),
         "image_max_px": args.size,
+        "repeat_share": args.repeats,
         "stack_startup_s": round(startup_s, 1),
-        "pipeline": pipeline | {"images_per_s": round(rate, 1)},
-        "raw_loop": {"wall_s": round(raw_s, 2), "images_per_s": round(raw_rate, 1)},
-        "ratio_to_raw": round(rate / raw_rate, 3),
-        "cache_hit_rate": round(pipeline["cache_hits"] / max(1, pipeline["results"]), 3),
+        "load_avg": {"start": load_before, "end": load_average()},
+        "summary": summary,
+        "runs": runs,
     }
-    tri = pipeline["triton"]
-    rows = [
-        ("items (distinct)", f"{len(images)} ({distinct})"),
-        ("pipeline wall s", f"{pipeline['wall_s']:.1f} (posting {pipeline['post_s']:.1f})"),
-        ("pipeline images/s", f"{rate:.1f}"),
-        ("raw loop images/s", f"{raw_rate:.1f} ({raw_s:.1f} s)"),
-        ("ratio pipeline/raw", f"{report['ratio_to_raw']:.2f}"),
-        ("done / failed", f"{pipeline['completed']} / {pipeline['failed']}"),
-        ("cache hit rate", f"{report['cache_hit_rate']:.1%}"),
-        ("Triton busy fraction", f"{tri['busy_fraction']:.1%} (queue {tri['queue_fraction']:.1%})"),
-        ("Triton inferences / batches", f"{tri['inferences']} / {tri['executions']} (mean {tri['mean_batch']})"),
-    ]
-    for name, value in rows:
-        print(f"{name:<28} {value}")
-    out = REPO_ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch.json").write_text(json.dumps(report, indent=2))
+    print(f"\nmedians of {len(runs)} runs ({args.items} items, {args.repeats:.0%} repeats)")
+    print_table(["figure", "value", "goal"], [
+        ["unique images/s (pipeline / raw loop)", f"{summary['unique_per_s']} / {summary['raw_unique_per_s']}", ""],
+        ["unique-image ratio", summary["unique_ratio"], ">= 0.8"],
+        ["all-items ratio", summary["all_items_ratio"], ""],
+        ["Triton busy while backlog / over wall", f"{summary['triton_busy_while_backlog']} / "
+         f"{summary['triton_busy_wall']}", ">= 0.85"],
+        ["mean micro-batch", summary["mean_batch"], ">= 24 of 32"],
+        ["stack RSS MB", summary["memory_total_mb"], "<= 6144"],
+        ["failed items", summary["failed"], "0"],
+    ])  # fmt: skip
+    print("\nper-stage ms per inferred image (last run, the job's Python workers)")
+    print_table(["stage", "ms"], sorted(runs[-1]["pipeline"]["stage_ms_per_inferred_image"].items()))
+    write_report("batch", report)
 
 
 if __name__ == "__main__":

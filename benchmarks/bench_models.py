@@ -11,9 +11,11 @@ cost of one image (decode of a JPEG photo + the handler's preprocess, one thread
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +37,7 @@ from transforms.model_registry import find
 from transforms.settings import get_settings
 
 MODELS = ("object-detection", "scene-classification", "face-detection", "nsfw-classification")
-BATCHES = (1, 8)
+BATCHES = (1, 8)  # `--batches 1 8 32` on a GPU host (the GPU figures)
 RUNS = 7
 
 
@@ -82,7 +84,9 @@ def preprocess_ms(model_id: str) -> float:
     return median_ms_per_image(lambda: handler.preprocess(decode_image(jpeg, max_pixels=settings.max_pixels)), 1)
 
 
-def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[str, float]:
+def bench_model(
+    model_id: str, backends: dict[str, InferenceBackend], batches: tuple[int, ...] = BATCHES
+) -> dict[str, float]:
     model = find(model_id)
     settings = get_settings()
     handler = get_handler(model, settings.resolved_model_store)
@@ -92,7 +96,7 @@ def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[st
     options.intra_op_num_threads = settings.ort_threads
     session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)), options)
     row = {}
-    for batch in BATCHES:
+    for batch in batches:
         feed = {handler.input_name: np.stack([tensor] * batch)}
         row[f"onnxruntime b{batch}"] = median_ms_per_image(lambda f=feed: session.run(handler.output_names, f), batch)
         for name, backend in backends.items():
@@ -101,7 +105,10 @@ def bench_model(model_id: str, backends: dict[str, InferenceBackend]) -> dict[st
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), help="Batch sizes to measure.")
+    args = parser.parse_args(argv or [])
     settings = get_settings()
     with triton_url() as url:
         backends: dict[str, InferenceBackend] = {
@@ -109,7 +116,7 @@ def main() -> None:
             "triton": TritonBackend(url, timeout_s=120),
         }
         try:
-            results = {model_id: bench_model(model_id, backends) for model_id in MODELS}
+            results = {model_id: bench_model(model_id, backends, tuple(args.batches)) for model_id in MODELS}
         finally:
             for backend in backends.values():
                 backend.close()
@@ -126,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

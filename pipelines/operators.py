@@ -13,6 +13,7 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from pipelines.metrics import serve_metrics
 from transforms.batch_steps import (
     BadMessage,
     BatchSteps,
@@ -44,7 +45,9 @@ class _StepsMixin:
         self._settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.steps = BatchSteps(build_ports(Settings(**self._settings)))
+        settings = Settings(**self._settings)
+        serve_metrics(settings.batch_metrics_port)
+        self.steps = BatchSteps(build_ports(settings))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

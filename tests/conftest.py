@@ -27,18 +27,7 @@ from transforms.adapters.sql import SqlStore
 from transforms.model_registry import load_registry
 from transforms.settings import Settings
 
-PORT_FIELDS = (
-    "postgres_port",
-    "redis_port",
-    "kafka_port",
-    "kafka_controller_port",
-    "triton_http_port",
-    "triton_grpc_port",
-    "triton_metrics_port",
-    "flink_rest_port",
-    "flink_rpc_port",
-    "api_port",
-)
+PORT_FIELDS = StackSettings.port_fields()
 
 
 class TestStack:

@@ -85,6 +85,8 @@ def test_triton_repository_from_registry(tmp_path: Path, gpu: bool) -> None:
         assert (version_dir / "model.py").exists() != gpu
     detection = (repo / "object-detection" / "config.pbtxt").read_text()
     assert "dims: [ 3, 416, 416 ]" in detection and "max_batch_size: 32" in detection
+    # On CPU the python backend's ONNX Runtime threads must not spin between runs (they share the cores).
+    assert ('key: "allow_spinning", value: { string_value: "0" }' in detection) != gpu
     assert "dims: [ 3, -1, -1 ]" in (repo / "face-detection" / "config.pbtxt").read_text()
 
 

@@ -26,15 +26,18 @@ from transforms.backends.base import InferenceUnavailable
 from transforms.cache import CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
-from transforms.inference import infer_tensors, raw_output_bytes
+from transforms.inference import infer_tensors
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
+from transforms.raw_outputs import raw_key
+from transforms.stages import StageTimer
 from transforms.store import CompletedItem
 from transforms.thresholds import apply_threshold
 
 log = logging.getLogger(__name__)
 
+BATCH_PATH = "batch"  # the `path` label of the batch path's stage timings
 # Waits between attempts of one micro-batch while the back end is unavailable; then the error propagates.
 INFER_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
@@ -167,10 +170,16 @@ class BatchSteps:
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
-        version = self.ports.router.resolve(msg.model_id)
-        model = self.ports.catalog.get(msg.model_id, version)
-        data = self.read_image(msg.image_uri)
-        return FetchedItem(msg, model, sha256_hex(data), data)
+        timer = StageTimer(BATCH_PATH)
+        with timer.stage("route"):
+            version = self.ports.router.resolve(msg.model_id)
+            model = self.ports.catalog.get(msg.model_id, version)
+        with timer.stage("fetch"):
+            data = self.read_image(msg.image_uri)
+        with timer.stage("hash"):
+            item = FetchedItem(msg, model, sha256_hex(data), data)
+        timer.finish()
+        return item
 
     def read_image(self, uri: str) -> bytes:
         """The bytes of an image reference: an http(s) URL (SSRF-guarded) or a blob-store URI."""
@@ -186,15 +195,22 @@ class BatchSteps:
     def lookup_copies(self, copies: Sequence[FetchedItem]) -> list[Outcome] | None:
         """Cache hits for copies of one image through one model version (one cache read), or None on a miss."""
         first = copies[0]
-        labels = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
+        timer = StageTimer(BATCH_PATH)
+        with timer.stage("cache_get"):
+            labels = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
+        timer.finish()
         if labels is None:
             return None
         return [Outcome(c.msg, c.model, c.image_hash, list(labels), cache_hit=True) for c in copies]
 
     def preprocess(self, item: FetchedItem) -> PreparedItem:
         """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
-        image = decode_image(item.data, max_pixels=self.ports.settings.max_pixels)
-        tensor, meta = self.ports.handler(item.model).preprocess(image)
+        timer = StageTimer(BATCH_PATH)
+        with timer.stage("decode"):
+            image = decode_image(item.data, max_pixels=self.ports.settings.max_pixels)
+        with timer.stage("preprocess"):
+            tensor, meta = self.ports.handler(item.model).preprocess(image)
+        timer.finish()
         return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
 
     def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
@@ -213,14 +229,17 @@ class BatchSteps:
         model = items[0].model
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
-        self.ports.store.mark_processing([i.msg.request_id for i in items])
+        timer = StageTimer(BATCH_PATH)
+        for item in items:
+            self.ports.processing_marks.submit(item.msg.request_id)
         unique: dict[str, PreparedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)
         firsts = list(unique.values())
-        batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
+        with timer.stage("stack"):
+            batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
         try:
-            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts])
+            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts], timer)
         except InferenceUnavailable:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
@@ -230,22 +249,28 @@ class BatchSteps:
                 self.fail(item.msg, error, item.image_hash)
             return []
         by_hash: dict[str, tuple[list[Label], str]] = {}
-        for item, prediction in zip(firsts, predictions, strict=True):
-            key = f"raw/{model.model_id}/{model.version}/{item.image_hash}.npz"
-            by_hash[item.image_hash] = (prediction.labels, self.ports.blobs.put(key, raw_output_bytes(prediction)))
-        self.ports.cache.put_many(
-            [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
-        )
+        with timer.stage("raw_output"):
+            for item, prediction in zip(firsts, predictions, strict=True):
+                key = raw_key(model.model_id, model.version, item.image_hash)
+                uri = self.ports.raw_outputs.submit(key, prediction.raw)
+                by_hash[item.image_hash] = (prediction.labels, uri)
+        with timer.stage("cache_put"):
+            self.ports.cache.put_many(
+                [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
+            )
+        timer.finish()
         return [
             Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
             for i in items
         ]
 
-    def _infer_with_retry(self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta]) -> list:
+    def _infer_with_retry(
+        self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta], timer: StageTimer
+    ) -> list:
         handler = self.ports.handler(model)
         for delay in (*INFER_RETRY_DELAYS_S, None):
             try:
-                return infer_tensors(model, handler, self.ports.backend, batch, metas)
+                return infer_tensors(model, handler, self.ports.backend, batch, metas, timer)
             except InferenceUnavailable as exc:
                 if delay is None:
                     raise
@@ -258,6 +283,7 @@ class BatchSteps:
 
         Idempotent on (request_id, model_id, model_version): a replay after a restart changes nothing.
         """
+        timer = StageTimer(BATCH_PATH)
         completed = []
         for o in outcomes:
             threshold = o.msg.confidence_threshold
@@ -276,7 +302,9 @@ class BatchSteps:
                     applied,
                 )
             )
-        self.ports.store.complete_requests(completed)
+        with timer.stage("store"):
+            self.ports.store.complete_requests(completed)
+        timer.finish()
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 

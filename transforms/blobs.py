@@ -9,6 +9,10 @@ from typing import Protocol
 
 
 class BlobStore(Protocol):
+    def uri(self, key: str) -> str:
+        """The URI that `put(key, ...)` writes, known before the write (background writers name it at once)."""
+        ...
+
     def put(self, key: str, data: bytes) -> str:
         """Write `data` at a plain relative `key`, replacing any blob there; returns the blob's URI."""
         ...

@@ -91,6 +91,7 @@ def make_backend(settings: Settings) -> InferenceBackend:
         providers=settings.ort_providers,
         threads=settings.ort_threads,
         max_batch=settings.micro_batch_size,
+        spinning=settings.ort_spinning,
     )
 
 

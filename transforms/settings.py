@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(20 * 1024 * 1024, description="Largest single image in a batch (bytes).")
     max_pixels: int = Field(40_000_000, description="Decompression-bomb guard: most pixels in one image.")
     batch_max_items: int = Field(10_000, description="Most items in one batch request.")
+    request_rows_linger_ms: int = Field(
+        20, description="Sync request rows are written in the background, batched over at most this long."
+    )
+    request_rows_max_batch: int = Field(500, description="Most sync request rows in one background write.")
 
     # --- URL fetch (SSRF guard) ---
     fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
+    ort_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's idle intra-op threads spin (in process and in Triton): a little lower latency "
+        "on a dedicated host, but it burns the CPU that the other services of a shared host need.",
+    )
     ort_providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description='ONNX Runtime execution providers, best first (JSON list), e.g. ["CUDAExecutionProvider", '
@@ -78,6 +87,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
     batch_partitions: int = Field(6, description="Partitions of the batch topic.")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
+    batch_metrics_port: int | None = Field(
+        None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."
+    )
     webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
 
     @property

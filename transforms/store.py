@@ -85,6 +85,22 @@ class CompletedItem:
     threshold_applied: float | None = None
 
 
+@dataclass(frozen=True)
+class FinishedRequest:
+    """A sync request written once it has been answered: done with its result, or failed with a reason."""
+
+    request: NewRequest
+    result: CompletedItem | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "done" if self.result is not None else "failed"
+
+
 class Store(Protocol):
     """Relational persistence for the service, as the use cases and the API see it."""
 
@@ -119,7 +135,7 @@ class Store(Protocol):
 
     def complete_requests(self, items: Sequence[CompletedItem]) -> None: ...
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None: ...
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
 
@@ -149,4 +165,4 @@ class Store(Protocol):
     ) -> None: ...
 
 
-__all__ = ["BatchSummary", "CompletedItem", "NewRequest", "Store"]
+__all__ = ["BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]

@@ -12,6 +12,7 @@ from api.auth import caller_id
 from api.schemas import ErrorResponse, LabelOut, RecognizeRequest, RecognizeResponse
 from transforms.errors import RecognitionError
 from transforms.intake import check_size, decode_base64
+from transforms.stages import StageTimer
 from transforms.thresholds import validate_threshold
 
 router = APIRouter(tags=["recognize"])
@@ -84,7 +85,10 @@ async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]
     """Run one image (under the sync size limit) through `model_id` and answer with its labels."""
     services = request.app.state.services
     settings = services.settings
-    body, upload = await _parse(request, settings.sync_max_bytes)
+    timer: StageTimer = request.state.stages
+    timer.path = "sync"  # until the cache answers (sync_hit / sync_miss); sync_error for a 4xx/5xx
+    with timer.stage("parse"):
+        body, upload = await _parse(request, settings.sync_max_bytes)
     sources = sum(x is not None for x in (body.image_url, body.image_data, upload))
     if sources == 0:
         raise RecognitionError("no_image", "Send one of image_url, image_data or a file part.")
@@ -94,12 +98,20 @@ async def recognize(request: Request, caller: Annotated[str, Depends(caller_id)]
         validate_threshold(body.confidence_threshold)
     if body.image_url is not None:
         fetch = services.ports.fetcher.fetch
-        data = await run_in_threadpool(fetch, body.image_url, max_bytes=settings.sync_max_bytes)
+        with timer.stage("fetch"):
+            data = await run_in_threadpool(fetch, body.image_url, max_bytes=settings.sync_max_bytes)
     else:
-        data = upload if upload is not None else decode_base64(body.image_data or "")
+        with timer.stage("base64"):
+            data = upload if upload is not None else decode_base64(body.image_data or "")
     check_size(data, settings.sync_max_bytes, BATCH_HINT)
     result = await run_in_threadpool(
-        services.recognizer.recognize, caller, body.model_id, data, body.confidence_threshold, body.min_label_count
+        services.recognizer.recognize,
+        caller,
+        body.model_id,
+        data,
+        body.confidence_threshold,
+        body.min_label_count,
+        timer,
     )
     return RecognizeResponse(
         request_id=result.request_id,

@@ -19,6 +19,7 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]

@@ -52,6 +52,9 @@ class StackSettings(BaseSettings):
 
     flink_rest_port: int = Field(18081, description="Flink REST API and web UI port.")
     flink_rpc_port: int = Field(16123, description="Flink JobManager RPC port.")
+    flink_metrics_port: int = Field(
+        18085, description="Prometheus metrics of the batch job's Python workers (in the TaskManager)."
+    )
     flink_slots: int = Field(2, description="Task slots of the TaskManager.")
     flink_jobmanager_memory: str = Field("1024m", description="JobManager process memory.")
     flink_taskmanager_memory: str = Field("2048m", description="TaskManager process memory.")
@@ -61,6 +64,11 @@ class StackSettings(BaseSettings):
 
     start_timeout_s: float = Field(120.0, description="Longest wait for one component to become ready.")
     stop_timeout_s: float = Field(30.0, description="Longest wait for one component to stop before SIGKILL.")
+
+    @classmethod
+    def port_fields(cls) -> list[str]:
+        """Names of every port setting (to give a private stack free ports)."""
+        return [name for name in cls.model_fields if name.endswith("_port")]
 
     @property
     def run_dir(self) -> Path:
@@ -113,6 +121,11 @@ class StackSettings(BaseSettings):
         return f"http://{self.host}:{self.flink_rest_port}"
 
     @property
+    def flink_metrics_url(self) -> str:
+        """Prometheus metrics of the batch job's Python workers."""
+        return f"http://{self.host}:{self.flink_metrics_port}/metrics"
+
+    @property
     def api_url(self) -> str:
         """The API started by the stack."""
         return f"http://{self.host}:{self.api_port}"
@@ -136,5 +149,6 @@ class StackSettings(BaseSettings):
                 "triton_url": self.triton_url,
                 "kafka_bootstrap": self.kafka_bootstrap,
                 "flink_rest_url": self.flink_rest_url,
+                "batch_metrics_port": self.flink_metrics_port,
             }
         )

@@ -24,12 +24,17 @@ class FsspecBlobStore:
         self.root_uri = root_uri.rstrip("/")
         self._root_path = root_path.rstrip("/")
 
-    def put(self, key: str, data: bytes) -> str:
-        """Write `data` at `key` (a relative path like "raw/model/v1/abc.npz"), replacing any blob there."""
+    def uri(self, key: str) -> str:
+        """The URI that `put(key, ...)` writes (known before the write, so a row can name it at once)."""
         if not _plain_key(key):
             raise ValueError(f"blob key must be a plain relative path, not {key!r}")
-        self.fs.pipe_file(f"{self._root_path}/{key}", data)
         return f"{self.root_uri}/{key}"
+
+    def put(self, key: str, data: bytes) -> str:
+        """Write `data` at `key` (a relative path like "raw/model/v1/abc.npz"), replacing any blob there."""
+        uri = self.uri(key)
+        self.fs.pipe_file(f"{self._root_path}/{key}", data)
+        return uri
 
     def get(self, uri: str) -> bytes:
         """The bytes at a URI under this store's root: blob_forbidden (400) outside it, blob_not_found (404)."""

@@ -31,10 +31,12 @@ class OnnxRuntimeBackend:
         threads: int = 0,
         max_batch: int = 32,
         max_wait_s: float = 0.0,
+        spinning: bool = False,
     ) -> None:
         self._store = model_store
         self._providers = list(providers)
         self._threads = threads
+        self._spinning = spinning
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._batchers: dict[tuple[str, str], MicroBatcher] = {}
@@ -51,6 +53,7 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spinning else "0")
         return ort.InferenceSession(str(path), options, providers=self._providers)
 
     def batcher(self, model: ModelVersion) -> MicroBatcher:

@@ -11,14 +11,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, case, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from transforms.adapters.sql import tables as t
 from transforms.handlers.base import Label, ModelVersion
 from transforms.messages import BatchItemMessage
-from transforms.store import BatchSummary, CompletedItem, NewRequest
+from transforms.store import BatchSummary, CompletedItem, FinishedRequest, NewRequest
 
 TERMINAL = ("done", "failed")
 
@@ -211,27 +211,38 @@ class SqlStore:
             },
         )
         r = t.inference_requests
+        done = (
+            update(r)
+            .where(r.c.request_id == bindparam("rid"), r.c.status != "done")
+            .values(status="done", image_hash=bindparam("ihash"), completed_at=ts, error_code=None, error_message=None)
+        )
         with self.engine.begin() as conn:
             conn.execute(stmt, [_result_row(i, ts) for i in items])
-            for i in items:
-                conn.execute(
-                    update(r)
-                    .where(r.c.request_id == i.request_id, r.c.status != "done")
-                    .values(
-                        status="done", image_hash=i.image_hash, completed_at=ts, error_code=None, error_message=None
-                    )
-                )
+            # One executemany (a pipelined batch on psycopg), not a round trip per item.
+            conn.execute(done, [{"rid": i.request_id, "ihash": i.image_hash} for i in items])
             self._close_finished_batches(conn, [i.request_id for i in items])
 
-    def insert_completed(self, request: NewRequest, item: CompletedItem) -> None:
-        """A new request that is already answered (a sync cache hit): both rows in one plain transaction."""
+    def insert_finished(self, rows: Sequence[FinishedRequest]) -> None:
+        """New requests that are already answered (the sync path): request and result rows, one transaction."""
+        if not rows:
+            return
         ts = now()
+        requests = [
+            {
+                **f.request.__dict__,
+                "status": f.status,
+                "error_code": f.error_code,
+                "error_message": (f.error_message or "")[:2000] or None,
+                "submitted_at": f.submitted_at or ts,
+                "completed_at": f.completed_at or ts,
+            }
+            for f in rows
+        ]
+        results = [_result_row(f.result, f.completed_at or ts) for f in rows if f.result is not None]
         with self.engine.begin() as conn:
-            conn.execute(
-                t.inference_requests.insert(),
-                {**request.__dict__, "status": "done", "submitted_at": ts, "completed_at": ts},
-            )
-            conn.execute(t.inference_results.insert(), _result_row(item, ts))
+            conn.execute(t.inference_requests.insert(), requests)
+            if results:
+                conn.execute(t.inference_results.insert(), results)
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None:
         """Mark a request failed with a reason; a request already done stays done."""

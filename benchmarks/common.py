@@ -1,0 +1,109 @@
+"""What every benchmark shares: a private stack on free ports, percentiles, the machine's load, the stack's
+resident memory, and the JSON report (dated, with the load average at start and end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from runners.stack.ports import free_ports
+from runners.stack.settings import StackSettings
+from runners.stack.stack import Stack
+from transforms.settings import REPO_ROOT, Settings
+
+PORT_FIELDS = StackSettings.port_fields()
+OUT_DIR = REPO_ROOT / "var" / "bench"
+MODEL_STORE = REPO_ROOT / "var" / "models"
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 in milliseconds of samples in seconds."""
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "n": len(ordered),
+    }
+
+
+def timed(fn: Callable[[int], object], count: int, concurrency: int) -> list[float]:
+    """Seconds of each of `count` calls of fn(i), `concurrency` at a time, after one warm-up call."""
+
+    def one(i: int) -> float:
+        began = time.perf_counter()
+        fn(i)
+        return time.perf_counter() - began
+
+    fn(-1)
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def median_of(values: Iterable[float]) -> float:
+    return round(statistics.median(list(values)), 3)
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (what `uptime` prints): how busy the shared machine was."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def stack_memory(stack: Stack) -> dict[str, Any]:
+    """Resident memory of every process group the stack started (MB), and their sum."""
+    groups = {name: c.pid() for name, c in stack.components.items() if c.pid() is not None}
+    rss: dict[str, float] = dict.fromkeys(groups, 0.0)
+    for proc in psutil.process_iter(["pid", "memory_info"]):
+        try:
+            pgid = os.getpgid(proc.info["pid"])
+        except (ProcessLookupError, PermissionError):
+            continue
+        for name, leader in groups.items():
+            if pgid == leader and proc.info["memory_info"] is not None:
+                rss[name] += proc.info["memory_info"].rss / 2**20
+    return {"rss_mb": {k: round(v) for k, v in rss.items()}, "total_mb": round(sum(rss.values()))}
+
+
+@contextmanager
+def private_stack(components: Sequence[str], **app_fields: Any) -> Iterator[Stack]:
+    """A stack of `components` on free ports under a temporary root, stopped (and removed) at the end."""
+    root = Path(tempfile.mkdtemp(prefix="imgrec-bench-"))
+    root.chmod(0o755)  # PostgreSQL runs as an unprivileged user when started as root
+    ports = dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))
+    app = Settings(model_store=MODEL_STORE, var_dir=root / "var", _env_file=None, **app_fields)
+    stack = Stack(StackSettings(root=root, **ports), app)
+    try:
+        yield stack
+    finally:
+        stack.stop(components)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def write_report(name: str, report: dict[str, Any]) -> Path:
+    """var/bench/<name>.json with the date and this machine's core count."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    stamped = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), **report}
+    path.write_text(json.dumps(stamped, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A plain aligned table on stdout."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(header)] if rows else []
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

@@ -1,0 +1,106 @@
+"""README tables from the benchmarks' JSON: `python -m benchmarks.report` prints Markdown for var/bench/*.json.
+
+So a rerun on a quiet machine updates the README's Benchmarks section by pasting, with every figure traceable to
+the JSON it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks.common import OUT_DIR
+
+SYNC_STAGES = (
+    "auth", "parse", "base64", "route", "hash", "cache_get", "decode", "preprocess", "infer", "postprocess",
+    "raw_output", "cache_put", "threshold", "store", "total",
+)  # fmt: skip
+
+
+def row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def sync_tables(report: dict[str, Any]) -> list[str]:
+    s, runs = report["summary"], report["runs"]
+    loads = ", ".join(str(r["load_avg_start"][0]) for r in runs)
+    out = [
+        f"**Sync** ({report['date']}, medians of {len(runs)} runs, 1-min load average at each run's start: {loads})",
+        "",
+        row(["model", "miss c1 p50 / p99 ms", "raw c1 p50 ms", "c1 p50 ratio (goal ≤ 1.3)",
+             "miss c16 p50 / p99 ms (goal p99 < 800)", "raw c16 p50 / p99 ms"]),
+        row(["---"] * 6),
+    ]  # fmt: skip
+    for model_id, m in s["misses"].items():
+        c1, c16 = m["c1"], m["c16"]
+        out.append(row([
+            model_id, f"{c1['api_p50_ms']} / {c1['api_p99_ms']}", c1["raw_p50_ms"], c1["p50_ratio"],
+            f"{c16['api_p50_ms']} / {c16['api_p99_ms']}", f"{c16['raw_p50_ms']} / {c16['raw_p99_ms']}",
+        ]))  # fmt: skip
+    h = s["hits"]
+    out += [
+        "",
+        row(["cache hit (~120 KB JPEG as base64)", "figure", "goal"]),
+        row(["---"] * 3),
+        row(["server-side p50 / p99 ms (Server-Timing total)", f"{h['server_p50_ms']} / {h['server_p99_ms']}",
+             "≤ 1.5 / ≤ 3"]),
+        row(["client p50 ms at concurrency 1 / raw Redis GET p50 ms", f"{h['client_c1_p50_ms']} / "
+             f"{h['redis_get_p50_ms']}", ""]),
+        row(["hits/s at concurrency 16 (wrk) / its p99 ms", f"{h['hits_per_s_c16']} / {h['wrk_c16_p99_ms']}",
+             "≥ 600"]),
+        row(["stack resident memory MB (PostgreSQL, Redis, Triton with every model, API)", s["memory_total_mb"],
+             "≤ 6144"]),
+        "",
+        "Per-stage medians, ms (last run; misses and hits at concurrency 1, from Server-Timing):",
+        "",
+    ]  # fmt: skip
+    last = runs[-1]
+    paths = {m: last["misses"][m]["c1"]["stages_ms"] for m in s["misses"]} | {"cache hit": last["hits"]["stages_ms"]}
+    out.append(row(["stage", *paths]))
+    out.append(row(["---"] * (len(paths) + 1)))
+    for stage in SYNC_STAGES:
+        out.append(row([stage, *(p.get(stage, "") for p in paths.values())]))
+    return out
+
+
+def batch_tables(report: dict[str, Any]) -> list[str]:
+    s, runs = report["summary"], report["runs"]
+    loads = ", ".join(str(r["load_avg_start"][0]) for r in runs)
+    first = runs[0]
+    out = [
+        f"**Batch** ({report['date']}, {first['items']} items with {report['repeat_share']:.0%} repeats, "
+        f"{report['model']}, images ≤ {report['image_max_px']} px; medians of {len(runs)} runs, 1-min load average "
+        f"at each run's start: {loads})",
+        "",
+        row(["figure", "value", "goal"]),
+        row(["---"] * 3),
+        row(["unique images/s: pipeline / raw loop on the same unique images",
+             f"{s['unique_per_s']} / {s['raw_unique_per_s']}", ""]),
+        row(["unique-image ratio", s["unique_ratio"], "≥ 0.8"]),
+        row(["all-items ratio (items/s over the raw unique rate)", s["all_items_ratio"], ""]),
+        row(["wall time s", s["wall_s"], ""]),
+        row(["Triton busy while a backlog exists / over the whole wall time",
+             f"{s['triton_busy_while_backlog']} / {s['triton_busy_wall']}", "≥ 0.85"]),
+        row(["mean micro-batch (of 32)", s["mean_batch"], "≥ 24"]),
+        row(["stack resident memory MB (all services + API)", s["memory_total_mb"], "≤ 6144"]),
+        row(["failed items", s["failed"], "0"]),
+        "",
+        "Per-stage time of the job's Python workers, ms per inferred image (last run):",
+        "",
+        row(["stage", "ms"]),
+        row(["---"] * 2),
+    ]  # fmt: skip
+    stages = runs[-1]["pipeline"]["stage_ms_per_inferred_image"]
+    out += [row([name, ms]) for name, ms in sorted(stages.items(), key=lambda kv: -kv[1])]
+    return out
+
+
+def main() -> None:
+    for name, render in (("sync", sync_tables), ("batch", batch_tables)):
+        path = OUT_DIR / f"{name}.json"
+        if path.exists():
+            print("\n".join(render(json.loads(path.read_text()))) + "\n")
+
+
+if __name__ == "__main__":
+    main()
