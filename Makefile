@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv system-deps deploy-tools models lint bench bench-deps clean
+.PHONY: run test test-fast venv system-deps deploy-tools models lint bench bench-deps clean
 
 run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 	$(BIN)/imgrec serve
@@ -13,6 +13,11 @@ test: venv system-deps deploy-tools models  ## Install what the tests need and r
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/pytest -ra
+
+test-fast: venv  ## The unit layer only (tests/unit): no service, no built model, no process; under a minute.
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/pytest -q tests/unit
 
 venv: $(STAMP)
 

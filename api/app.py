@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.auth import CallerKeys
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
 from api.routes import batch, health, recognize
 from transforms.composition import build_services
+from transforms.keys import CallerKeys
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
         configure_logging()
         app.state.services = services or build_services(settings)
         app.state.services.start()
-        app.state.caller_keys = CallerKeys(app.state.services.store)
+        app.state.caller_keys = CallerKeys(app.state.services.store, app.state.services.settings.key_cache_ttl_s)
         try:
             yield
         finally:

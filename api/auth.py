@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
-
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from transforms.store import Store
+from transforms.keys import CallerKeys
 
 ANONYMOUS = "anonymous"
-KEY_TTL_S = 30.0  # a revoked key keeps working at most this long in a running process
-
-
-class CallerKeys:
-    """Resolves API keys to callers, remembering known keys briefly so a cache hit costs no database trip."""
-
-    def __init__(self, store: Store, ttl_s: float = KEY_TTL_S) -> None:
-        self.store = store
-        self.ttl_s = ttl_s
-        self._known: dict[str, tuple[float, str]] = {}
-
-    def remembered(self, key: str) -> str | None:
-        hit = self._known.get(hashlib.sha256(key.encode()).hexdigest())
-        return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
-
-    def lookup(self, key: str) -> str | None:
-        caller = self.store.caller_for_key(key)
-        if caller is not None:  # unknown keys are not remembered: nothing to fill memory with
-            self._known[hashlib.sha256(key.encode()).hexdigest()] = (time.monotonic(), caller)
-        return caller
 
 
 async def caller_id(request: Request) -> str:

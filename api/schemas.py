@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from transforms.batch_submission import BatchItem
+
 
 class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable error code.")
@@ -16,16 +18,8 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class RecognizeRequest(BaseModel):
+class RecognizeRequest(BatchItem):
     """JSON body of POST /v1/recognize: exactly one of `image_url` and `image_data`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    image_url: str | None = Field(None, max_length=4096, description="http(s) URL of the image.")
-    image_data: str | None = Field(None, description="The image bytes, base64-encoded.")
-    model_id: str = Field(min_length=1, max_length=128)
-    confidence_threshold: float | None = Field(None, description="Override of the model's default, in [0, 1].")
-    min_label_count: int | None = Field(None, ge=0, le=100, description="Labels the threshold fallback guarantees.")
 
 
 class LabelOut(BaseModel):
@@ -53,20 +47,10 @@ class RecognizeResponse(BaseModel):
     threshold_applied: float
 
 
-class BatchItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    image_url: str | None = Field(None, max_length=4096)
-    image_data: str | None = None
-    model_id: str = Field(min_length=1, max_length=128)
-    confidence_threshold: float | None = None
-    min_label_count: int | None = Field(None, ge=0, le=100)
-
-
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[BatchItemIn] = Field(min_length=1)
+    items: list[BatchItem] = Field(min_length=1)
     callback_url: str | None = Field(None, max_length=4096, description="Webhook called when the batch ends.")
 
 

@@ -36,6 +36,7 @@ from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
 from transforms.intake import sha256_hex
 from transforms.messages import BatchItemMessage
+from transforms.model_registry import find
 from transforms.settings import Settings
 
 REQUEST_REFERENCE = "request:"
@@ -297,12 +298,10 @@ def pipeline_options(runner: str, extra: Sequence[str] = (), *, dataflow: Datafl
 
 def choose_version(steps: BatchSteps, model_id: str, version: str | None) -> ModelVersion:
     """The registry row to backfill with: `version`, else the model's active version (never a canary draw)."""
-    if version is not None:
-        return steps.ports.catalog.get(model_id, version)
-    active = [row for row in steps.ports.catalog.versions(model_id) if row.is_active]
-    if not active:
-        raise RecognitionError("unknown_model", f"Model {model_id!r} has no active version.")
-    return active[0]
+    try:
+        return find(model_id, version, rows=steps.ports.catalog.versions(model_id))
+    except KeyError:
+        raise RecognitionError("unknown_model", f"Model {model_id!r} has no {version or 'active'} version.") from None
 
 
 def run(job: Backfill, options: PipelineOptions) -> dict[str, int]:

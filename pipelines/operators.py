@@ -32,7 +32,7 @@ from transforms.settings import Settings
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
 # An event-time timer this late fires only on the final watermark, i.e. at the end of a bounded input; it
-# flushes buffers that processing-time timers would leave behind there (see ENVIRONMENT.md).
+# flushes buffers that processing-time timers would leave behind there (they do not fire at the end of input).
 END_OF_INPUT = 2**62
 
 

@@ -52,3 +52,11 @@ def status() -> None:
     typer.echo(json.dumps(current.to_dict() if current else {"state": "NOT_SUBMITTED"}, indent=2))
     if current is None or current.state != "RUNNING":
         raise typer.Exit(1)
+
+
+@job_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds)."""
+    from transforms.messages import message_json_schema
+
+    typer.echo(json.dumps(message_json_schema(), indent=2))

@@ -1,8 +1,12 @@
-"""Session fixtures that start the real services a test needs, lazily, on free ports.
+"""Session fixtures that start the real services a test needs, lazily, on free ports; the layers of the suite.
 
 A test that asks for `redis_url` waits only for Redis. Everything started here runs under a temporary
 stack root and is stopped at the end of the session. With IMGREC_STACK_REUSE=1 the fixtures use the
 stack already running from `imgrec stack up` (IMGREC_STACK_* settings) and start nothing.
+
+Layers (folders): `tests/unit` (no service, no built model, no child process), `tests/embedded` (the built
+models in process: ONNX Runtime, SQLite, worker threads) and `tests/stack` (real services). A test that uses a
+fixture of `SERVICE_FIXTURES` is marked `stack` at collection, and the folders are held to their layer.
 """
 
 from __future__ import annotations
@@ -28,6 +32,25 @@ from transforms.model_registry import load_registry
 from transforms.settings import Settings
 
 PORT_FIELDS = StackSettings.port_fields()
+
+
+# Fixtures that start real services; every fixture built on them (postgres_url, job, ...) counts too.
+SERVICE_FIXTURES = frozenset({"test_stack", "stack_root", "private_redis"})
+LAYERS = ("unit", "embedded", "stack")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what uses a service `stack`; refuse a unit or embedded test that does, or a stack test that does not."""
+    misplaced = []
+    for item in items:
+        services = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if services:
+            item.add_marker(pytest.mark.stack)
+        layer = next((part for part in item.path.relative_to(config.rootpath).parts[1:2] if part in LAYERS), None)
+        if (layer == "stack") != bool(services) and layer is not None:
+            misplaced.append(f"{item.nodeid} ({', '.join(sorted(services)) or 'no service fixture'})")
+    if misplaced:
+        raise pytest.UsageError("tests outside their layer's folder:\n  " + "\n  ".join(misplaced))
 
 
 class TestStack:
@@ -83,6 +106,16 @@ def test_stack() -> Iterator[TestStack]:
         if stack_env.timings:
             print("\nstack start-up seconds:", {k: round(v, 1) for k, v in stack_env.timings.items()})
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack_root() -> Iterator[Path]:
+    """A root for a stack of the test's own, which the unprivileged PostgreSQL user can traverse (pytest's
+    tmp_path is 0700); a test that asks for it starts services of its own."""
+    path = Path(tempfile.mkdtemp(prefix="imgrec-stack-own-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

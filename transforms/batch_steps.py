@@ -33,7 +33,7 @@ from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
 from transforms.stages import StageTimer
 from transforms.store import CompletedItem
-from transforms.thresholds import apply_threshold
+from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,7 @@ class BatchSteps:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
         timer = StageTimer(BATCH_PATH)
         with timer.stage("route"):
-            version = self.ports.router.resolve(msg.model_id)
-            model = self.ports.catalog.get(msg.model_id, version)
+            model = self.ports.model_for(msg.model_id)
         with timer.stage("fetch"):
             data = self.read_image(msg.image_uri)
         with timer.stage("hash"):
@@ -286,10 +285,7 @@ class BatchSteps:
         timer = StageTimer(BATCH_PATH)
         completed = []
         for o in outcomes:
-            threshold = o.msg.confidence_threshold
-            threshold = o.model.default_confidence_threshold if threshold is None else threshold
-            wanted = o.model.min_label_count if o.msg.min_label_count is None else o.msg.min_label_count
-            kept, applied = apply_threshold(o.labels, threshold, wanted)
+            kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(
                     o.msg.request_id,

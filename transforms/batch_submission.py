@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from transforms.batch_queue import BatchQueue, QueueUnavailable
 from transforms.blobs import BlobStore
 from transforms.catalog import ModelCatalog
@@ -26,13 +28,19 @@ log = logging.getLogger(__name__)
 PRIOR_IMAGES_PER_S = 20.0
 
 
-@dataclass(frozen=True)
-class BatchItem:
-    model_id: str
-    image_url: str | None = None
-    image_data: str | None = None
-    confidence_threshold: float | None = None
-    min_label_count: int | None = None
+class BatchItem(BaseModel):
+    """One image and the model to run it through: a batch item, and the body of a sync request.
+
+    `confidence_threshold` is checked per item by the submitter (a bad one rejects that item, not the batch).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_url: str | None = Field(None, max_length=4096, description="http(s) URL of the image.")
+    image_data: str | None = Field(None, description="The image bytes, base64-encoded.")
+    model_id: str = Field(min_length=1, max_length=128)
+    confidence_threshold: float | None = Field(None, description="Override of the model's default, in [0, 1].")
+    min_label_count: int | None = Field(None, ge=0, le=100, description="Labels the threshold fallback guarantees.")
 
 
 @dataclass(frozen=True)

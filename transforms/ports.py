@@ -33,6 +33,11 @@ class Ports:
     fetcher: ImageFetcher
     _handlers: dict[tuple[str, str], ModelHandler] = field(default_factory=dict, init=False, repr=False)
 
+    def model_for(self, model_id: str) -> ModelVersion:
+        """The registry row of the version that serves this item: routed once (canary draw included), before any
+        cache lookup; unknown_model (404) when there is none."""
+        return self.catalog.get(model_id, self.router.resolve(model_id))
+
     def handler(self, model: ModelVersion) -> ModelHandler:
         """The (cached) handler of a model version, bound to this process's model store.
 

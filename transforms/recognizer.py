@@ -15,7 +15,7 @@ from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
 from transforms.stages import StageTimer
 from transforms.store import CompletedItem, FinishedRequest, NewRequest
-from transforms.thresholds import apply_threshold
+from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Recognition:
 
 
 class Recognizer:
-    """Runs one image through the model a caller asked for (the sync path of ARCHITECTURE.md).
+    """Runs one image through the model a caller asked for: route, cache, infer on a miss, threshold, persist.
 
     Nothing but the answer is waited for: the raw outputs and the request + result rows are handed to background
     writers (`Ports.raw_outputs`, `Ports.finished_requests`), flushed on shutdown; their crash window is the
@@ -61,8 +61,8 @@ class Recognizer:
         timer = timer or StageTimer()
         submitted_at = datetime.now(UTC)
         with timer.stage("route"):
-            version = self.ports.router.resolve(model_id)  # chosen once, before the cache lookup
-            model = self.ports.catalog.get(model_id, version)
+            model = self.ports.model_for(model_id)
+            version = model.version
         with timer.stage("hash"):
             image_hash = sha256_hex(data)
         request_id = uuid.uuid4().hex
@@ -96,9 +96,7 @@ class Recognizer:
             with timer.stage("cache_put"):
                 self.ports.cache.put(image_hash, model_id, version, labels)
         with timer.stage("threshold"):
-            threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
-            wanted = model.min_label_count if min_label_count is None else min_label_count
-            kept, applied = apply_threshold(labels, threshold, wanted)
+            kept, applied = apply_model_threshold(labels, model, confidence_threshold, min_label_count)
         with timer.stage("store"):
             done = CompletedItem(request_id, model_id, version, image_hash, kept, raw_uri, cache_hit, applied)
             finished = FinishedRequest(request, done, None, None, submitted_at, datetime.now(UTC))

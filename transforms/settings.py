@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="API port.")
     auth_enabled: bool = Field(True, description="Require `Authorization: Bearer <key>`; off logs a warning.")
     dev_api_key: str | None = Field(None, description="Development key created at start of the embedded default.")
+    key_cache_ttl_s: float = Field(
+        30.0, ge=0, le=60, description="How long an API process trusts a key it has seen: a revoked key stops "
+        "working within this time (at most a minute)."
+    )
     sync_max_bytes: int = Field(2 * 1024 * 1024, description="Largest image on the sync path (bytes).")
     batch_max_bytes: int = Field(20 * 1024 * 1024, description="Largest single image in a batch (bytes).")
     max_pixels: int = Field(40_000_000, description="Decompression-bomb guard: most pixels in one image.")

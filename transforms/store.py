@@ -72,6 +72,16 @@ class NewRequest:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """An API key as the store keeps it: its hash, never the key."""
+
+    key_hash: str
+    caller_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CompletedItem:
     """One finished inference, ready to be written."""
 
@@ -124,6 +134,10 @@ class Store(Protocol):
 
     def caller_for_key(self, key: str) -> str | None: ...
 
+    def api_keys(self) -> list[ApiKey]: ...
+
+    def revoke_api_key(self, key_hash: str) -> bool: ...
+
     def webhook_secret(self, caller_id: str) -> str | None: ...
 
     # --- requests and results ---
@@ -138,6 +152,8 @@ class Store(Protocol):
     def insert_finished(self, rows: Sequence[FinishedRequest]) -> None: ...
 
     def fail_request(self, request_id: str, code: str, message: str, image_hash: str | None = None) -> None: ...
+
+    def get_request(self, request_id: str) -> dict[str, Any] | None: ...
 
     # --- batches ---
     def create_batch(
@@ -164,5 +180,7 @@ class Store(Protocol):
         self, batch_id: str, status_code: int | None, error: str | None, delivered: bool, retry_in: timedelta | None
     ) -> None: ...
 
+    def webhook_attempts(self, batch_id: str) -> list[dict[str, Any]]: ...
 
-__all__ = ["BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]
+
+__all__ = ["ApiKey", "BatchSummary", "CompletedItem", "FinishedRequest", "NewRequest", "Store"]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from transforms.errors import RecognitionError
-from transforms.handlers.base import Label
+from transforms.handlers.base import Label, ModelVersion
 
 STEP = 0.05
 # Scores and thresholds are compared at the precision the cache stores (Label.to_dict rounds to 6 places), so a
@@ -32,6 +32,15 @@ def apply_threshold(labels: Sequence[Label], threshold: float, min_label_count: 
             applied = max(round(threshold - steps * STEP, PRECISION), 0.0)
     kept = [label for label, score in zip(labels, scores, strict=True) if score >= applied]
     return kept, applied
+
+
+def apply_model_threshold(
+    labels: Sequence[Label], model: ModelVersion, confidence_threshold: float | None, min_label_count: int | None
+) -> tuple[list[Label], float]:
+    """`apply_threshold` with a caller's overrides, each falling back to the model version's registry default."""
+    threshold = model.default_confidence_threshold if confidence_threshold is None else confidence_threshold
+    wanted = model.min_label_count if min_label_count is None else min_label_count
+    return apply_threshold(labels, threshold, wanted)
 
 
 def validate_threshold(value: float | None) -> float | None:

@@ -94,13 +94,17 @@ class WebhookDispatcher:
         except DeliveryFailed as exc:
             ok, error = False, str(exc)
         attempts = row["attempts"] + 1
-        retry_in = None
-        if not ok and attempts < self.settings.webhook_max_attempts:
-            retry_in = timedelta(seconds=min(self.base_delay_s * 2 ** (attempts - 1), self.max_delay_s))
+        retry_in = None if ok else self.retry_in(attempts)
         self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
         return ok
+
+    def retry_in(self, attempts: int) -> timedelta | None:
+        """The wait after `attempts` failed attempts: base, 2 x base, 4 x base ... up to the cap; None gives up."""
+        if attempts >= self.settings.webhook_max_attempts:
+            return None
+        return timedelta(seconds=min(self.base_delay_s * 2 ** (attempts - 1), self.max_delay_s))
 
     def start(self, interval_s: float = 1.0) -> None:
         """Poll the outbox in a daemon thread until `stop`."""

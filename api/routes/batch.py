@@ -18,7 +18,6 @@ from api.schemas import (
     LabelOut,
     RejectedItem,
 )
-from transforms.batch_submission import BatchItem
 from transforms.errors import RecognitionError
 
 router = APIRouter(tags=["batch"])
@@ -37,8 +36,7 @@ async def submit_batch(
 ) -> BatchAccepted:
     """Validate every item (bad ones are listed with reasons), queue the rest, and estimate completion."""
     services = request.app.state.services
-    items = [BatchItem(**item.model_dump()) for item in body.items]
-    batch = await run_in_threadpool(services.batches.submit, caller, items, body.callback_url)
+    batch = await run_in_threadpool(services.batches.submit, caller, body.items, body.callback_url)
     return BatchAccepted(
         batch_id=batch.batch_id,
         accepted_count=batch.accepted_count,

@@ -5,7 +5,6 @@ Every write of the batch path is idempotent on a natural key, so a replay after 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,18 +16,15 @@ from sqlalchemy.engine import Connection
 
 from transforms.adapters.sql import tables as t
 from transforms.handlers.base import Label, ModelVersion
+from transforms.keys import hash_key
 from transforms.messages import BatchItemMessage
-from transforms.store import BatchSummary, CompletedItem, FinishedRequest, NewRequest
+from transforms.store import ApiKey, BatchSummary, CompletedItem, FinishedRequest, NewRequest
 
 TERMINAL = ("done", "failed")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SqlStore:
@@ -135,6 +131,22 @@ class SqlStore:
         q = select(k.c.caller_id).where(k.c.key_hash == hash_key(key), k.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             return conn.execute(q).scalar_one_or_none()
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first (revoked ones included)."""
+        k = t.api_keys
+        q = select(k.c.key_hash, k.c.caller_id, k.c.created_at, k.c.revoked_at).order_by(k.c.created_at)
+        with self.engine.connect() as conn:
+            return [ApiKey(*row) for row in conn.execute(q)]
+
+    def revoke_api_key(self, key_hash: str) -> bool:
+        """Stamp the key revoked; False when it was unknown or already revoked."""
+        k = t.api_keys
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(k).where(k.c.key_hash == key_hash, k.c.revoked_at.is_(None)).values(revoked_at=now())
+            )
+        return bool(done.rowcount)
 
     def webhook_secret(self, caller_id: str) -> str | None:
         with self.engine.connect() as conn:

@@ -8,12 +8,9 @@ import hmac
 import json
 import uuid
 
-import pytest
-
 from tests.api_helpers import api_client, photo_variants, wait_batch_done
 from tests.webhook_receiver import webhook_receiver
 
-pytestmark = pytest.mark.stack
 SCENE = "scene-classification"
 
 

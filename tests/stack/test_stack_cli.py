@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from runners.stack.process import group_members
 from tests.conftest import PORT_FIELDS, free_ports
@@ -23,22 +18,13 @@ def imgrec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-@pytest.fixture
-def root() -> Iterator[Path]:
-    """A stack root the unprivileged PostgreSQL user can traverse (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="imgrec-stack-cli-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_stack_up_status_down_leaves_no_process(root: Path) -> None:
+def test_stack_up_status_down_leaves_no_process(stack_root: Path) -> None:
     ports = dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))
     env = os.environ | {f"IMGREC_STACK_{field.upper()}": str(port) for field, port in ports.items()} | {
-        "IMGREC_STACK_ROOT": str(root),
+        "IMGREC_STACK_ROOT": str(stack_root),
         # Job submission belongs to the pipeline tests; this one is about the processes.
         "IMGREC_STACK_SUBMIT_JOB": "false",
-        "IMGREC_VAR_DIR": str(root / "var"),
+        "IMGREC_VAR_DIR": str(stack_root / "var"),
         "IMGREC_MODEL_STORE": str(Settings().resolved_model_store),
     }
     pgids: list[int] = []

@@ -1,6 +1,5 @@
-"""The Beam backfill (RunInference) on the DirectRunner against real PostgreSQL, Redis and Triton: the same labels
-as the batch path for the same images, the batch path's rows, Parquet output, idempotent reruns; and the
-Dataflow options it builds."""
+"""The Beam backfill (RunInference) on the DirectRunner and on Prism against real PostgreSQL, Redis and Triton: the
+same labels as the batch path for the same images, the batch path's rows, Parquet output, idempotent reruns."""
 
 from __future__ import annotations
 
@@ -10,27 +9,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.options.pipeline_options import (
-    DirectOptions,
-    GoogleCloudOptions,
-    PipelineOptions,
-    StandardOptions,
-    WorkerOptions,
-)
+from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 from skimage import data
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from pipelines.beam_backfill import (
-    Backfill,
-    DataflowOptions,
-    choose_version,
-    pipeline_options,
-    request_id_for,
-    run,
-)
-from runners.cli import app
+from pipelines.beam_backfill import Backfill, choose_version, pipeline_options, request_id_for, run
 from runners.deploy.tools import prism_path
 from runners.stack.settings import StackSettings
 from transforms.adapters.sql import tables as t
@@ -79,7 +63,6 @@ def runner_options(runner: str) -> PipelineOptions:
 
 
 # A few hundred images on the DirectRunner; fewer, other images on Prism (the same code, a portable runner).
-@pytest.mark.stack
 @pytest.mark.parametrize(("runner", "count", "start"), [("DirectRunner", 240, 0), ("PrismRunner", 24, 240)])
 def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
     runner: str, count: int, start: int, postgres_url: str, redis_url: str, triton_url: str, tmp_path: Path
@@ -142,30 +125,3 @@ def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
     assert again["cache_hits"] == count + 1 and again["results_stored"] == count + 1
     assert labels_by_request(batch, backfill_ids) == backfill_labels
     batch.close()
-
-
-def test_dataflow_options_are_built_from_the_documented_flags() -> None:
-    options = pipeline_options("DataflowRunner", ["--experiments=use_runner_v2"], dataflow=DataflowOptions(
-        project="acme-ml", region="us-central1", temp_location="gs://acme-tmp/backfill",
-        worker_image="us-docker.pkg.dev/acme-ml/imgrec/imgrec-gpu:0.1.0", gpu="nvidia-l4",
-        machine_type="g2-standard-4", max_workers=20,
-    ))
-    cloud, worker = options.view_as(GoogleCloudOptions), options.view_as(WorkerOptions)
-    assert options.view_as(StandardOptions).runner == "DataflowRunner"
-    assert (cloud.project, cloud.region, cloud.temp_location) == ("acme-ml", "us-central1", "gs://acme-tmp/backfill")
-    assert cloud.dataflow_service_options == ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
-    assert worker.sdk_container_image == "us-docker.pkg.dev/acme-ml/imgrec/imgrec-gpu:0.1.0"
-    assert (worker.machine_type, worker.max_num_workers) == ("g2-standard-4", 20)
-    assert "use_runner_v2" in options.get_all_options()["experiments"]
-    two = pipeline_options("DataflowRunner", dataflow=DataflowOptions("p", "r", "gs://t", gpu="nvidia-tesla-t4:2"))
-    assert two.view_as(GoogleCloudOptions).dataflow_service_options == [
-        "worker_accelerator=type:nvidia-tesla-t4;count:2;install-nvidia-driver"]
-    local = pipeline_options("DirectRunner", ["--direct_num_workers=2"])
-    assert local.view_as(DirectOptions).direct_num_workers == 2
-
-
-def test_dataflow_without_a_project_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.txt"
-    manifest.write_text("file:///nowhere.jpg\n")
-    done = CliRunner().invoke(app, ["backfill", str(manifest), "--model", MODEL, "--runner", "DataflowRunner"])
-    assert done.exit_code != 0 and "--project" in done.output

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Sequence
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from PIL import Image
 from sqlalchemy import func, select
@@ -24,7 +23,6 @@ from transforms.composition import make_blob_store
 from transforms.messages import BatchItemMessage
 from transforms.settings import Settings
 
-pytestmark = pytest.mark.stack
 SCENE = "scene-classification"
 
 

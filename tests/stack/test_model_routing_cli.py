@@ -35,7 +35,7 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
     upgrade(database_url)
     store = SqlStore.from_url(database_url)
     v1 = find("tiny-rgb")
-    store.seed_registry([v1, dataclasses.replace(v1, version="2", is_active=False)])  # same artifact, new version
+    store.registry.seed([v1, dataclasses.replace(v1, version="2", is_active=False)])  # same artifact, new version
     store.close()
     env = {**os.environ, "IMGREC_DATABASE_URL": database_url, "IMGREC_REDIS_URL": redis_url}
     routed = imgrec("models", "route", "tiny-rgb", "--active", "1", "--canary", "2", "--weight", str(WEIGHT), env=env)
@@ -62,6 +62,7 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
         share = versions["2"] / DRAWS
         sigma = (WEIGHT * (1 - WEIGHT) / DRAWS) ** 0.5
         assert abs(share - WEIGHT) < 4 * sigma, versions  # binomial bounds: fails ~1 run in 16,000
+        client.app.state.services.ports.finished_requests.flush()  # sync rows are written in the background
         with SqlStore.from_url(database_url).engine.connect() as conn:
             stored = dict(conn.execute(text("SELECT model_version, count(*) FROM inference_results GROUP BY 1")).all())
         assert stored == dict(versions)  # the chosen version is what was stored

@@ -16,11 +16,11 @@ from runners.stack.process import PidFile, group_members, spawn, stop_group
 from runners.stack.settings import StackSettings
 
 
-def test_port_in_use_fails_naming_the_component_and_its_log(tmp_path: Path) -> None:
+def test_port_in_use_fails_naming_the_component_and_its_log(stack_root: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        settings = StackSettings(root=tmp_path, redis_port=taken.getsockname()[1], start_timeout_s=20)
+        settings = StackSettings(root=stack_root, redis_port=taken.getsockname()[1], start_timeout_s=20)
         redis = Redis(settings)
         with pytest.raises(ComponentError) as failure:
             redis.start()
@@ -31,10 +31,10 @@ def test_port_in_use_fails_naming_the_component_and_its_log(tmp_path: Path) -> N
     assert redis.pid() is None
 
 
-def test_stop_group_ends_every_member_and_nothing_else(tmp_path: Path) -> None:
+def test_stop_group_ends_every_member_and_nothing_else(stack_root: Path) -> None:
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    leader = spawn(["sh", "-c", "sleep 60 & sleep 60 & wait"], tmp_path / "group.log", {"PATH": "/usr/bin:/bin"},
-                   cwd=tmp_path)
+    leader = spawn(["sh", "-c", "sleep 60 & sleep 60 & wait"], stack_root / "group.log", {"PATH": "/usr/bin:/bin"},
+                   cwd=stack_root)
     try:
         for _ in range(50):
             if len(group_members(leader.pid)) == 3:
@@ -49,8 +49,8 @@ def test_stop_group_ends_every_member_and_nothing_else(tmp_path: Path) -> None:
         bystander.wait()
 
 
-def test_pid_file_ignores_a_dead_or_reused_pid(tmp_path: Path) -> None:
-    pid_file = PidFile(tmp_path / "x.pid")
+def test_pid_file_ignores_a_dead_or_reused_pid(stack_root: Path) -> None:
+    pid_file = PidFile(stack_root / "x.pid")
     done = subprocess.Popen(["true"])
     done.wait()
     pid_file.write(done.pid)

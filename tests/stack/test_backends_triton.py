@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,14 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.test_models_golden import PHOTOS, ZOO, photo, predict
+from tests.embedded.test_models_golden import PHOTOS, ZOO, photo, predict
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
 from transforms.model_registry import find
 from transforms.settings import get_settings
-
-pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -62,28 +59,17 @@ def test_malformed_input_is_a_value_error(triton: TritonBackend) -> None:
         triton.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 9, 9), np.float32)}, ["logits"])
 
 
-def test_server_down_is_unavailable_quickly() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound but not listening: connection refused
-        backend = TritonBackend(f"127.0.0.1:{port}", timeout_s=2)
-        assert not backend.ready()
-        with pytest.raises(InferenceUnavailable, match="UNAVAILABLE"):
-            backend.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
-        backend.close()
-
-
 def test_channel_is_reopened_after_its_max_age_and_calls_go_on(triton_url: str) -> None:
     x = np.zeros((1, 3, 8, 8), np.float32)
     # dns:/// resolves every address of a name (round robin over them); an address literal resolves to itself.
-    backend = TritonBackend(f"dns:///{triton_url}", timeout_s=0.2, channel_max_age_s=0.2)
+    backend = TritonBackend(f"dns:///{triton_url}", timeout_s=1.5, channel_max_age_s=1.5)
     try:
         first = backend._channel
         backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
-        time.sleep(0.3)
+        time.sleep(1.6)
         backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
         assert backend._channel is not first and backend._retired is first  # the old one closes one age later
-        time.sleep(0.3)
+        time.sleep(1.6)
         out = backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
         assert backend._retired is not first
         np.testing.assert_allclose(out["logits"], [[0, 0, 0]])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 from tests.api_helpers import photo_bytes
 from transforms.adapters.sql import tables as t
 from transforms.adapters.sql import upgrade
-from transforms.batch_steps import BadMessage, BatchSteps, InFlightDedup, Settle, dead_letter, parse_message
+from transforms.batch_steps import BatchSteps
 from transforms.composition import build_ports
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
@@ -100,24 +99,6 @@ def test_thresholds_apply_per_item_after_the_cache(steps) -> None:
     assert rows["thr-1"]["labels"] == rows["thr-0"]["labels"][:1]  # min_label_count keeps the best one
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (b"\xff\xfe not json", "not a JSON batch item"),
-        (b"[1, 2]", "invalid batch item"),
-        (json.dumps({"schema": "imgrec.batch_item/v1", "request_id": "x", "caller_id": "c", "model_id": "m",
-                     "image_uri": "file:///x", "surprise": 1}).encode(), "surprise: Extra inputs are not permitted"),
-    ],
-)
-def test_bad_messages_are_refused_with_a_reason_for_the_dead_letter_topic(raw: bytes, reason: str) -> None:
-    with pytest.raises(BadMessage) as refused:
-        parse_message(raw)
-    assert reason in refused.value.reason
-    letter = json.loads(dead_letter(raw, refused.value.reason))
-    assert letter["reason"] == refused.value.reason
-    assert letter["message"] == raw.decode("utf-8", "replace")
-
-
 def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> None:
     # A registry row whose preprocessing does not fit its network (9x9 into an 8x8 model): ONNX Runtime refuses
     # every batch. Replaying would stall the pipeline forever; the items fail with a code instead.
@@ -129,21 +110,6 @@ def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> N
     assert steps.run([msg]) == []
     row = result_rows(steps, "misfit-")[0]
     assert (row["status"], row["error_code"], row["labels"]) == ("failed", "inference_failed", None)
-
-
-def test_in_flight_dedup_serves_parked_copies_from_the_cache_or_releases_them_after_the_bound() -> None:
-    dedup = InFlightDedup(recheck_ms=250, give_up_ms=30_000)
-    # Re-checks lie on a grid, so every copy parked in the same tick asks for the same (one) timer.
-    assert dedup.next_check(1_000) == dedup.next_check(1_249) == 1_250
-    assert dedup.next_check(1_250) == 1_500
-    since = 10_000
-    assert dedup.settle(since, since + 250, cached=False) is Settle.WAIT
-    assert dedup.settle(since, since + 250, cached=True) is Settle.HITS
-    assert dedup.settle(since, since + 29_999, cached=False) is Settle.WAIT
-    assert dedup.settle(since, since + 30_000, cached=False) is Settle.MISSES  # the first copy failed or is stuck
-    assert dedup.settle(since, since + 1, cached=False, input_ended=True) is Settle.MISSES  # nothing is lost
-    assert dedup.settle(since, since + 1, cached=True, input_ended=True) is Settle.HITS
-    assert dedup.settle(None, 0, cached=False) is Settle.MISSES  # parked without a mark: never wait for nothing
 
 
 def test_lookup_copies_serves_every_copy_of_a_cached_image(steps) -> None:
