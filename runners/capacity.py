@@ -122,7 +122,7 @@ class BurstCheck:
     misses: int
     inference_s: float
     preprocess_s: float
-    keda_pods: int  # what KEDA asks for when the whole burst is pending
+    keda_pods: int  # what KEDA asks for when the whole burst is pending (up to the plan's maxReplicaCount)
 
     @property
     def seconds(self) -> float:
@@ -162,7 +162,7 @@ def check_burst(costs: Costs, workload: Workload, gpus: int, plan_: Plan, policy
     if gpus < 1:
         raise ValueError("gpus must be at least 1")
     misses = math.ceil(workload.burst_images * workload.miss_share)
-    keda = min(math.ceil(workload.burst_images / policy.lag_threshold), policy.max_pods, plan_.partitions)
+    keda = min(math.ceil(workload.burst_images / policy.lag_threshold), plan_.max_replicas)
     return BurstCheck(
         gpus=gpus,
         misses=misses,

@@ -71,7 +71,7 @@ def _print(source: str, sized: Plan, check: BurstCheck, workload: Workload) -> N
     console.print(table)
     verdict = "within" if check.seconds <= workload.burst_seconds else "NOT within"
     console.print(
-        f"burst: {workload.burst_images} images ({check.misses} misses) with {check.gpus} GPU pods: "
+        f"burst: {workload.burst_images} images ({check.misses} misses) with {check.gpus} GPU pod(s): "
         f"inference {check.inference_s:.0f} s, preprocessing {check.preprocess_s:.0f} s -> {check.seconds:.0f} s, "
         f"{verdict} {workload.burst_seconds:.0f} s; KEDA asks for {check.keda_pods} pods at that lag"
     )

@@ -76,7 +76,12 @@ def test_burst_check_for_a_given_gpu_count() -> None:
     # Burst misses 13.3/s over 70/s per core -> 1 task at 100/s: 40 s.
     assert sized.preprocess_tasks == 1 and check.preprocess_s == pytest.approx(40.0)
     assert check.seconds == pytest.approx(50.0)
-    assert check.keda_pods == min(20, sized.partitions)  # 10,000 / 500 = 20, capped by the partitions
+    assert check.keda_pods == sized.max_replicas == 2  # 10,000 / 500 = 20, capped at the plan's maxReplicaCount
+    # 400 misses/s over 28/s per pod -> 15 pods, plus 1 for the burst: KEDA may run 16 of the 20 the lag asks for.
+    bigger = plan(COSTS, Workload(images_per_hour=3_600_000, cache_hit_rate=0.6), Policy(micro_batch=8))
+    assert check_burst(COSTS, workload, 2, bigger, Policy(micro_batch=8)).keda_pods == bigger.max_replicas == 16
+    thirty = plan(COSTS, Workload(images_per_hour=36_000_000, cache_hit_rate=0.6), Policy(micro_batch=8))
+    assert check_burst(COSTS, workload, 2, thirty, Policy(micro_batch=8)).keda_pods == 20  # the lag's own ask
 
 
 def test_costs_come_from_the_benchmark_report(tmp_path: Path) -> None:
