@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
-from api.routes import batch, health, recognize
+from api.routes import batch, console, health, recognize
 from transforms.composition import build_services
 from transforms.keys import CallerKeys
 from transforms.settings import Settings
@@ -32,7 +33,8 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
         finally:
             app.state.services.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the package's local copies: /docs and /redoc work with no network.
+    app = FastAPIOffline(
         title="imgrec",
         version="0.1.0",
         summary="Image recognition: labels, scores and boxes from object detection, scene, face and NSFW models.",
@@ -43,4 +45,6 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognize.router)
     app.include_router(batch.router)
+    app.include_router(console.router)
+    app.mount(console.ASSETS_PATH, console.static_files(), name="console")
     return app

@@ -269,6 +269,22 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
     }
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over runs of every figure the README quotes."""
+    return {
+        "unique_ratio": median_of(r["unique_ratio"] for r in runs),
+        "unique_per_s": median_of(r["pipeline"]["unique_per_s"] for r in runs),
+        "raw_unique_per_s": median_of(r["raw_loop_unique"]["images_per_s"] for r in runs),
+        "all_items_ratio": median_of(r["all_items_ratio"] for r in runs),
+        "wall_s": median_of(r["pipeline"]["wall_s"] for r in runs),
+        "triton_busy_while_backlog": median_of(r["pipeline"]["triton"]["busy_while_backlog"] for r in runs),
+        "triton_busy_wall": median_of(r["pipeline"]["triton"]["busy_fraction"] for r in runs),
+        "mean_batch": median_of(r["pipeline"]["triton"]["mean_batch"] for r in runs),
+        "memory_total_mb": median_of(r["memory"]["total_mb"] for r in runs),
+        "failed": sum(r["pipeline"]["failed"] for r in runs),
+    }
+
+
 def start_stack(stack: Stack) -> float:
     """Everything up and the job RUNNING; seconds taken."""
     started = time.monotonic()
@@ -320,30 +336,20 @@ def main(argv: list[str] | None = None) -> None:
                     "memory": stack_memory(stack),
                 })  # fmt: skip
                 print(f"run {run + 1}/{args.runs}: unique ratio {runs[-1]['unique_ratio']} (load {load})", flush=True)
+                # Written after every run, so a long run cut short still leaves its figures.
+                summary = summarise(runs)
+                write_report("batch", {
+                    "model": MODEL_ID,
+                    "image_max_px": args.size,
+                    "repeat_share": args.repeats,
+                    "stack_startup_s": round(startup_s, 1),
+                    "load_avg": {"start": load_before, "end": load_average()},
+                    "summary": summary,
+                    "runs": runs,
+                })  # fmt: skip
         finally:
             client.close()
 
-    summary = {
-        "unique_ratio": median_of(r["unique_ratio"] for r in runs),
-        "unique_per_s": median_of(r["pipeline"]["unique_per_s"] for r in runs),
-        "raw_unique_per_s": median_of(r["raw_loop_unique"]["images_per_s"] for r in runs),
-        "all_items_ratio": median_of(r["all_items_ratio"] for r in runs),
-        "wall_s": median_of(r["pipeline"]["wall_s"] for r in runs),
-        "triton_busy_while_backlog": median_of(r["pipeline"]["triton"]["busy_while_backlog"] for r in runs),
-        "triton_busy_wall": median_of(r["pipeline"]["triton"]["busy_fraction"] for r in runs),
-        "mean_batch": median_of(r["pipeline"]["triton"]["mean_batch"] for r in runs),
-        "memory_total_mb": median_of(r["memory"]["total_mb"] for r in runs),
-        "failed": sum(r["pipeline"]["failed"] for r in runs),
-    }
-    report = {
-        "model": MODEL_ID,
-        "image_max_px": args.size,
-        "repeat_share": args.repeats,
-        "stack_startup_s": round(startup_s, 1),
-        "load_avg": {"start": load_before, "end": load_average()},
-        "summary": summary,
-        "runs": runs,
-    }
     print(f"\nmedians of {len(runs)} runs ({args.items} items, {args.repeats:.0%} repeats)")
     print_table(["figure", "value", "goal"], [
         ["unique images/s (pipeline / raw loop)", f"{summary['unique_per_s']} / {summary['raw_unique_per_s']}", ""],
@@ -357,7 +363,6 @@ def main(argv: list[str] | None = None) -> None:
     ])  # fmt: skip
     print("\nper-stage ms per inferred image (last run, the job's Python workers)")
     print_table(["stage", "ms"], sorted(runs[-1]["pipeline"]["stage_ms_per_inferred_image"].items()))
-    write_report("batch", report)
 
 
 if __name__ == "__main__":

@@ -252,11 +252,11 @@ def main(argv: list[str] | None = None) -> None:
             hits = measure_hits(api, stack.settings, key, hits_photo, args.wrk_seconds)
             runs.append({"load_avg_start": load, "misses": misses, "hits": hits, "memory": stack_memory(stack)})
             print(f"run {run + 1}/{args.runs} done (load {load})", flush=True)
+            # Written after every run, so a long run cut short still leaves its figures.
+            report = {"load_avg": {"start": load_before, "end": load_average()}, "summary": summarise(runs)}
+            write_report("sync", report | {"runs": runs})
         api.client.close()
-    summary = summarise(runs)
-    report = {"load_avg": {"start": load_before, "end": load_average()}, "summary": summary, "runs": runs}
-    print_summary(summary, runs)
-    write_report("sync", report)
+    print_summary(summarise(runs), runs)
 
 
 def print_summary(summary: dict[str, Any], runs: list[dict[str, Any]]) -> None:

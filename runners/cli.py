@@ -11,6 +11,7 @@ from runners.deploy.cli import deploy_app
 from runners.job_cli import job_app
 from runners.keys_cli import keys_app
 from runners.models_cli import models_app
+from runners.observability.cli import exporter
 from runners.plan_cli import plan_command
 from runners.serve_cli import serve
 from runners.stack.cli import stack_app
@@ -19,6 +20,7 @@ app = typer.Typer(help="Image recognition service.", no_args_is_help=True, add_c
 app.command("serve")(serve)
 app.command("plan")(plan_command)
 app.command("backfill", context_settings=EXTRA_ARGS)(backfill_command)
+app.command("exporter")(exporter)
 app.add_typer(stack_app, name="stack")
 app.add_typer(models_app, name="models")
 app.add_typer(job_app, name="job")

@@ -26,6 +26,7 @@ from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
 from tests.job_helpers import wait_running
+from tests.served import ServedApi, serve_embedded
 from transforms.adapters.redis import redis_client
 from transforms.adapters.sql import SqlStore
 from transforms.model_registry import load_registry
@@ -95,7 +96,10 @@ def test_stack() -> Iterator[TestStack]:
     root = Path(tempfile.mkdtemp(prefix="imgrec-stack-"))
     # PostgreSQL runs as an unprivileged user when tests run as root; it must traverse the root.
     root.chmod(0o755)
-    settings = StackSettings(root=root, **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)))
+    ports = dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))
+    # Scraped every 2 s, so rates and rules have samples within a test's few seconds (1 s, the scrape timeout too,
+    # is too short for a loaded 2-core machine).
+    settings = StackSettings(root=root, prometheus_scrape_interval="2s", **ports)
     base = Settings()
     app_settings = base.model_copy(update={"var_dir": root / "var", "model_store": base.resolved_model_store})
     stack_env = TestStack(Stack(settings, app_settings), reuse=False)
@@ -179,3 +183,10 @@ def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
     yield settings, store
     cancel_job(settings)
     store.close()
+
+
+@pytest.fixture(scope="session")
+def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    """One `imgrec serve` process (embedded default) for the whole session."""
+    with serve_embedded(tmp_path_factory.mktemp("served")) as api:
+        yield api

@@ -171,6 +171,10 @@ class Store(Protocol):
 
     def pending_backlog(self) -> int: ...
 
+    def open_batches(self) -> tuple[int, datetime | None]:
+        """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""
+        ...
+
     def recent_throughput(self, window_s: int) -> float | None: ...
 
     # --- webhook outbox ---

@@ -13,11 +13,17 @@ import threading
 from datetime import timedelta
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from transforms.settings import Settings
 from transforms.store import BatchSummary, Store
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
+# outcome: delivered | retrying (failed, another attempt is scheduled) | gave_up (failed for the last time).
+DELIVERIES = Counter("imgrec_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
+for _outcome in ("delivered", "retrying", "gave_up"):
+    DELIVERIES.labels(_outcome)  # every series exists from the start, so rates over it are never empty
 
 
 class DeliveryFailed(Exception):
@@ -96,6 +102,7 @@ class WebhookDispatcher:
         attempts = row["attempts"] + 1
         retry_in = None if ok else self.retry_in(attempts)
         self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
+        DELIVERIES.labels("delivered" if ok else "retrying" if retry_in else "gave_up").inc()
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)
         return ok

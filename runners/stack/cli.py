@@ -56,8 +56,9 @@ def up(
     _print_status(stack.status(), timings)
     for note in stack.notes:
         console.print(f"[yellow]{note}[/yellow]")
-    console.print(f"ready in {time.monotonic() - began:.1f} s. API docs: {stack.settings.api_url}/docs  "
-                  f"Flink UI: {stack.settings.flink_rest_url}  Triton metrics: {stack.settings.triton_metrics_url}")
+    s = stack.settings
+    console.print(f"ready in {time.monotonic() - began:.1f} s. Console: {s.api_url}/  API docs: {s.api_url}/docs  "
+                  f"Flink UI: {s.flink_rest_url}  Prometheus: {s.prometheus_url}")
 
 
 @stack_app.command()

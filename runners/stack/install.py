@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -13,7 +14,18 @@ from runners.stack.settings import StackSettings
 
 HERE = Path(__file__).resolve().parent
 KAFKA_POM = HERE / "kafka-pom.xml"
-APT_PACKAGES = {"postgresql": "/usr/lib/postgresql/*/bin/initdb", "redis-server": "/usr/bin/redis-server"}
+FLINK_METRICS_POM = HERE / "flink-metrics-pom.xml"
+APT_PACKAGES = {
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",
+    "redis-server": "/usr/bin/redis-server",
+    "prometheus": "/usr/bin/prometheus",
+    "prometheus-redis-exporter": "/usr/bin/prometheus-redis-exporter",
+}
+
+
+def flink_version() -> str:
+    """The version of the installed apache-flink wheel (its reporter plugin must match it)."""
+    return importlib.metadata.version("apache-flink")
 
 
 def missing_apt_packages() -> list[str]:
@@ -22,10 +34,10 @@ def missing_apt_packages() -> list[str]:
 
 
 def ensure_system_packages(say: Callable[[str], None]) -> None:
-    """apt-get install PostgreSQL and Redis where missing (apt-get update only when installing)."""
+    """apt-get install PostgreSQL, Redis, Prometheus and its Redis exporter where missing (update only then)."""
     missing = missing_apt_packages()
     if not missing:
-        say("postgresql, redis-server: already installed")
+        say(f"{', '.join(APT_PACKAGES)}: already installed")
         return
     apt_install(missing, say)
 
@@ -40,30 +52,42 @@ def apt_install(packages: list[str], say: Callable[[str], None]) -> None:
                    check=True, env=env)
 
 
-def ensure_kafka_jars(settings: StackSettings, say: Callable[[str], None] = print) -> Path:
-    """The Kafka broker's jars from Maven Central, resolved once per version into the cache."""
-    jars = settings.kafka_jars_dir
-    if (jars / f"kafka_2.13-{settings.kafka_version}.jar").exists():
-        say(f"kafka {settings.kafka_version} jars: cached in {jars}")
-        return jars
+def maven_jars(pom: Path, properties: dict[str, str], target: Path, marker: str, say: Callable[[str], None]) -> Path:
+    """The runtime jars `pom` resolves from Maven Central, copied once into `target` (done when `marker` is there)."""
+    if (target / marker).exists():
+        say(f"{marker}: cached in {target}")
+        return target
     if shutil.which("mvn") is None:
-        raise FileNotFoundError("Maven (mvn) is needed to fetch the Kafka broker: apt-get install maven")
-    say(f"kafka {settings.kafka_version} jars: resolving from Maven Central into {jars}")
-    jars.parent.mkdir(parents=True, exist_ok=True)
+        raise FileNotFoundError(f"Maven (mvn) is needed to fetch {marker}: apt-get install maven")
+    say(f"{marker}: resolving from Maven Central into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
     # Resolve into a scratch dir and rename, so an interrupted download never looks complete.
-    scratch = Path(tempfile.mkdtemp(dir=jars.parent, prefix="jars-"))
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix="jars-"))
     try:
         subprocess.run(
-            ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(KAFKA_POM),
-             f"-Dkafka.version={settings.kafka_version}", "dependency:copy-dependencies",
+            ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
+             *(f"-D{key}={value}" for key, value in properties.items()), "dependency:copy-dependencies",
              f"-DoutputDirectory={scratch}", "-DincludeScope=runtime"],
             check=True,
         )
-        shutil.rmtree(jars, ignore_errors=True)
-        scratch.rename(jars)
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return jars
+    return target
+
+
+def ensure_kafka_jars(settings: StackSettings, say: Callable[[str], None] = print) -> Path:
+    """The Kafka broker's jars from Maven Central, resolved once per version into the cache."""
+    version = settings.kafka_version
+    return maven_jars(KAFKA_POM, {"kafka.version": version}, settings.kafka_jars_dir, f"kafka_2.13-{version}.jar", say)
+
+
+def ensure_flink_reporter(settings: StackSettings, say: Callable[[str], None] = print) -> Path:
+    """Flink's Prometheus metrics reporter (a plugin folder), resolved once per Flink version into the cache."""
+    version = flink_version()
+    return maven_jars(FLINK_METRICS_POM, {"flink.version": version}, settings.flink_reporter_dir,
+                      f"flink-metrics-prometheus-{version}.jar", say)
 
 
 def ensure_connector_jars(settings: StackSettings, say: Callable[[str], None]) -> None:
@@ -78,4 +102,5 @@ def install(settings: StackSettings, say: Callable[[str], None] = print) -> None
     """Everything the stack needs; idempotent."""
     ensure_system_packages(say)
     ensure_kafka_jars(settings, say)
+    ensure_flink_reporter(settings, say)
     ensure_connector_jars(settings, say)

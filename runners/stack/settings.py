@@ -58,6 +58,16 @@ class StackSettings(BaseSettings):
     flink_slots: int = Field(2, description="Task slots of the TaskManager.")
     flink_jobmanager_memory: str = Field("1024m", description="JobManager process memory.")
     flink_taskmanager_memory: str = Field("2048m", description="TaskManager process memory.")
+    flink_jobmanager_metrics_port: int = Field(18091, description="Flink JobManager Prometheus reporter port.")
+    flink_taskmanager_metrics_port: int = Field(18092, description="Flink TaskManager Prometheus reporter port.")
+
+    prometheus_port: int = Field(18090, description="Prometheus web UI and API port.")
+    prometheus_scrape_interval: str = Field(
+        "15s", description="How often Prometheus scrapes every target (and evaluates the rules)."
+    )
+    prometheus_retention: str = Field("7d", description="How long Prometheus keeps samples.")
+    redis_exporter_port: int = Field(18093, description="Redis exporter (prometheus-redis-exporter) port.")
+    pipeline_exporter_port: int = Field(18094, description="Pipeline exporter port (Kafka lag, open batches).")
 
     api_port: int = Field(18080, description="Port of the API started by the stack.")
     submit_job: bool = Field(True, description="Submit the batch job to Flink during `stack up`.")
@@ -84,6 +94,16 @@ class StackSettings(BaseSettings):
     def kafka_jars_dir(self) -> Path:
         """The broker's jars for the configured version."""
         return self.cache_dir / f"kafka-{self.kafka_version}" / "jars"
+
+    @property
+    def flink_reporter_dir(self) -> Path:
+        """Flink's Prometheus reporter plugin (resolved by `imgrec stack install`)."""
+        return self.cache_dir / "flink-metrics-prometheus"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus web UI and HTTP API."""
+        return f"http://{self.host}:{self.prometheus_port}"
 
     @property
     def database_url(self) -> str:

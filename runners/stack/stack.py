@@ -8,19 +8,23 @@ from typing import Any
 
 from runners.stack.components.api import Api
 from runners.stack.components.base import Component
+from runners.stack.components.exporters import PipelineExporter, RedisExporter
 from runners.stack.components.flink import FlinkJobManager, FlinkTaskManager
 from runners.stack.components.kafka import Kafka
 from runners.stack.components.postgres import Postgres
+from runners.stack.components.prometheus import Prometheus
 from runners.stack.components.redis import Redis
 from runners.stack.components.triton import Triton
 from runners.stack.settings import StackSettings
 from transforms.settings import Settings
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
-    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, Api,
+    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, Api, RedisExporter, PipelineExporter, Prometheus,
 )
+# What watches the others: started last, once there is something to scrape.
+MONITORING = (RedisExporter.name, PipelineExporter.name, Prometheus.name)
 # Everything the API and the batch job depend on; the API starts once these are ready.
-SERVICES = tuple(kind.name for kind in COMPONENT_TYPES if kind is not Api)
+SERVICES = tuple(kind.name for kind in COMPONENT_TYPES if kind is not Api and kind.name not in MONITORING)
 
 
 class Stack:
@@ -74,7 +78,7 @@ class Stack:
         return submit_job(self.app_settings)
 
     def up(self) -> dict[str, float]:
-        """Start everything: the services, then the batch job, then the API; seconds taken by each."""
+        """Start everything: the services, the batch job, the API, then monitoring; seconds taken by each."""
         timings = self.start(SERVICES)
         if self.settings.submit_job:
             began = time.monotonic()
@@ -84,7 +88,7 @@ class Stack:
             except Exception as exc:
                 # The services still come up; the job can be submitted later with the `imgrec job` commands.
                 self.notes.append(f"batch job not submitted: {exc}")
-        return timings | self.start([Api.name])
+        return timings | self.start([Api.name]) | self.start(MONITORING)
 
     def stop(self, names: Iterable[str] | None = None) -> list[str]:
         """Stop the named components (all by default) in reverse order; the names that were running."""

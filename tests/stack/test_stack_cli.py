@@ -34,7 +34,10 @@ def test_stack_up_status_down_leaves_no_process(stack_root: Path) -> None:
         rows = json.loads(imgrec(env, "stack", "status", "--json").stdout)
         pgids = [row["pid"] for row in rows if row["pid"]]
         assert {row["name"] for row in rows} == {
-            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "api"}
+            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "api",
+            "redis-exporter", "pipeline-exporter", "prometheus"}
+        assert {"name": "prometheus", "url": f"http://127.0.0.1:{ports['prometheus_port']}"}.items() <= next(
+            row for row in rows if row["name"] == "prometheus").items()
         assert all(row["healthy"] for row in rows), rows
         assert len(pgids) == len(rows)
         again = imgrec(env, "stack", "up", "--only", "redis")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
-from runners.stack.components.base import Component, quietly
+from runners.stack.components.base import ProjectProcess, http_ok
 
 
-class Api(Component):
+class Api(ProjectProcess):
     """uvicorn serving the FastAPI app, with IMGREC_* pointing at the stack."""
 
     name = "api"
@@ -22,12 +20,5 @@ class Api(Component):
         s = self.settings
         return [sys.executable, "-m", "runners.cli", "serve", "--host", s.host, "--port", str(s.api_port)]
 
-    def env(self) -> dict[str, str]:
-        app = self.app_settings
-        return super().env() | self.settings.service_env() | {
-            "IMGREC_VAR_DIR": str(app.var_dir),
-            "IMGREC_MODEL_STORE": str(app.resolved_model_store),
-        }
-
     def healthy(self) -> bool:
-        return quietly(lambda: httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200)
+        return http_ok(f"{self.url}/healthz")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
+
 from runners.stack.process import PidFile, spawn, stop_group
 from runners.stack.settings import StackSettings
 from transforms.settings import REPO_ROOT, Settings
@@ -177,3 +179,19 @@ def quietly(probe: Callable[[], bool]) -> bool:
         return probe()
     except Exception:
         return False
+
+
+class ProjectProcess(Component):
+    """A process of this project (`imgrec ...`) configured to use every service of the stack."""
+
+    def env(self) -> dict[str, str]:
+        app = self.app_settings
+        return super().env() | self.settings.service_env() | {
+            "IMGREC_VAR_DIR": str(app.var_dir),
+            "IMGREC_MODEL_STORE": str(app.resolved_model_store),
+        }
+
+
+def http_ok(url: str) -> bool:
+    """Whether GET url answers 200 within a second (a readiness probe that never raises)."""
+    return quietly(lambda: httpx.get(url, timeout=1.0).status_code == 200)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sysconfig
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 import yaml
 
 from pipelines import cluster
-from runners.stack.components.base import VENV_BIN, Component, quietly
+from runners.stack.components.base import VENV_BIN, Component, ComponentError, quietly
 from transforms.settings import REPO_ROOT
 
 
@@ -34,10 +35,23 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+REPORTER = "prom"
+REPORTER_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+
+
 class FlinkProcess(Component):
     """One Flink daemon in the foreground; both share a config dir under <root>/flink."""
 
     script: str
+
+    @property
+    @abstractmethod
+    def metrics_port(self) -> int:
+        """Port of this process's Prometheus reporter."""
+
+    @property
+    def plugins_dir(self) -> Path:
+        return self.flink_dir / "plugins"
 
     @property
     def flink_dir(self) -> Path:
@@ -68,12 +82,16 @@ class FlinkProcess(Component):
             "rest.address": s.host,
             "rest.bind-address": s.host,
             "rest.port": s.flink_rest_port,
+            # The default 10 s is too short for a TaskManager's RPC system on a busy 2-core machine (seen failing).
+            "pekko.startup-timeout": "60 s",
             "io.tmp.dirs": str(self.flink_dir / "tmp"),
             "execution.checkpointing.dir": (self.flink_dir / "checkpoints").as_uri(),
             "execution.checkpointing.savepoint-dir": (self.flink_dir / "savepoints").as_uri(),
             # Python UDF workers use the venv's interpreter, whichever execution mode a job picks.
             "python.executable": python,
             "python.client.executable": python,
+            # Prometheus scrapes each process; the port is set per process on its command line.
+            f"metrics.reporter.{REPORTER}.factory.class": REPORTER_FACTORY,
         } | cluster.CONFIG
 
     def prepare(self) -> None:
@@ -82,9 +100,23 @@ class FlinkProcess(Component):
         for name in ("log4j-console.properties", "logback-console.xml"):
             (self.conf_dir / name).write_bytes((flink_home() / "conf" / name).read_bytes())
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self.config(), sort_keys=True))
+        reporter = self.settings.flink_reporter_dir
+        if not any(reporter.glob("flink-metrics-prometheus-*.jar")):
+            raise ComponentError(self, f"no Prometheus reporter jar in {reporter}; run `imgrec stack install`")
+        link = self.plugins_dir / "metrics-prometheus"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink() or link.readlink() != reporter:
+            link.unlink(missing_ok=True)
+            link.symlink_to(reporter, target_is_directory=True)
 
     def command(self) -> list[str]:
-        return ["bash", str(flink_home() / "bin" / self.script), "start-foreground"]
+        port = f"metrics.reporter.{REPORTER}.port={self.metrics_port}"
+        return ["bash", str(flink_home() / "bin" / self.script), "start-foreground", "-D", port]
+
+    @property
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes this process."""
+        return f"{self.settings.host}:{self.metrics_port}"
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -92,6 +124,7 @@ class FlinkProcess(Component):
             FLINK_CONF_DIR=str(self.conf_dir),
             FLINK_LOG_DIR=str(self.flink_dir / "log"),
             FLINK_PID_DIR=str(self.flink_dir / "run"),
+            FLINK_PLUGINS_DIR=str(self.plugins_dir),
             # flink-python on the cluster's class path, so thread-mode jobs can follow one another.
             FLINK_LIB_DIR=str(cluster.lib_dir(self.flink_dir / "lib")),
             PATH=os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")]),
@@ -112,6 +145,10 @@ class FlinkJobManager(FlinkProcess):
     name = "flink-jobmanager"
     script = "jobmanager.sh"
 
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.flink_jobmanager_metrics_port
+
     def healthy(self) -> bool:
         return quietly(lambda: "flink-version" in self.overview())
 
@@ -121,6 +158,10 @@ class FlinkTaskManager(FlinkProcess):
 
     name = "flink-taskmanager"
     script = "taskmanager.sh"
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.flink_taskmanager_metrics_port
 
     def env(self) -> dict[str, str]:
         env = super().env()

@@ -356,6 +356,17 @@ class SqlStore:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(r.c.status.in_(("pending", "processing")))).scalar_one()
 
+    def open_batches(self) -> tuple[int, datetime | None]:
+        """Batches with items still to finish: how many, and when the oldest of them was submitted (UTC)."""
+        b = t.batches
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(
+                select(func.count(), func.min(b.c.created_at)).where(b.c.completed_at.is_(None), b.c.total_count > 0)
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, oldest
+
     def recent_throughput(self, window_s: int) -> float | None:
         """Requests finished per second over the last `window_s` seconds, None when nothing finished."""
         r = t.inference_requests

@@ -1,0 +1,1 @@
+"""Operating the service: the pipeline exporter, Prometheus rules, Grafana dashboards generated from Python."""
