@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.admission import Admission
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware, configure_logging
-from api.routes import batch, console, health, recognize
+from api.routes import batch, console, health, models, recognize, requests, search
 from transforms.composition import build_services
 from transforms.keys import CallerKeys
 from transforms.settings import Settings
@@ -25,13 +26,14 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
-        app.state.services = services or build_services(settings)
-        app.state.services.start()
-        app.state.caller_keys = CallerKeys(app.state.services.store, app.state.services.settings.key_cache_ttl_s)
+        running = app.state.services = services or build_services(settings)
+        running.start()
+        app.state.caller_keys = CallerKeys(running.store.keys, running.settings.key_cache_ttl_s)
+        app.state.admission = Admission(running.settings, running.rate_limiter)
         try:
             yield
         finally:
-            app.state.services.stop()
+            running.stop()
 
     # Swagger UI and ReDoc from the package's local copies: /docs and /redoc work with no network.
     app = FastAPIOffline(
@@ -45,6 +47,9 @@ def create_app(settings: Settings, services: object | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognize.router)
     app.include_router(batch.router)
+    app.include_router(requests.router)
+    app.include_router(models.router)
+    app.include_router(search.router)
     app.include_router(console.router)
     app.mount(console.ASSETS_PATH, console.static_files(), name="console")
     return app

@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException
 
 from transforms.backends.base import InferenceUnavailable
 from transforms.batch_queue import QueueUnavailable
+from transforms.blobs import BlobStoreUnavailable
 from transforms.errors import RecognitionError
+from transforms.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -30,11 +32,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RecognitionError)
     async def _recognition(_: Request, exc: RecognitionError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+        retry_after = exc.details.get("retry_after_s")
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
     unavailable = {
         InferenceUnavailable: ("inference_unavailable", "The inference server is unavailable; retry shortly."),
         QueueUnavailable: ("queue_unavailable", "The batch queue is unavailable; nothing was queued, retry shortly."),
+        StoreUnavailable: ("database_unavailable", "The database is unavailable; retry shortly."),
+        BlobStoreUnavailable: ("blob_store_unavailable", "The blob store is unavailable; retry shortly."),
     }
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

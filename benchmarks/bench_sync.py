@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.start(COMPONENTS[:-1])
         stack.start(["api"])  # after the database exists and is migrated
         store = SqlStore.from_url(stack.settings.database_url)
-        key = store.create_api_key("bench")
+        key = store.keys.create("bench")
         store.close()
         api = Api(stack.settings.api_url, key)
         for run in range(args.runs):

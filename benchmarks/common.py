@@ -76,8 +76,9 @@ def stack_memory(stack: Stack) -> dict[str, Any]:
 
 
 @contextmanager
-def private_stack(components: Sequence[str], **app_fields: Any) -> Iterator[Stack]:
-    """A stack of `components` on free ports under a temporary root, stopped (and removed) at the end."""
+def private_stack(components: Sequence[str] | None = None, **app_fields: Any) -> Iterator[Stack]:
+    """A stack on free ports under a temporary root; at the end `components` (all by default: what `Stack.up()`
+    starts) are stopped and the root removed."""
     root = Path(tempfile.mkdtemp(prefix="imgrec-bench-"))
     root.chmod(0o755)  # PostgreSQL runs as an unprivileged user when started as root
     ports = dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True))

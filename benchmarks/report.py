@@ -95,8 +95,40 @@ def batch_tables(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def warm_promotion_tables(report: dict[str, Any]) -> list[str]:
+    mix, runs, load = report["mix"], report["runs"], report["load_avg"]
+    out = [
+        f"**Warm promotion** ({report['date']}, {report['model']}, replayed mix of {mix['rate_per_s']} requests/s: "
+        f"{mix['new_share']:.0%} never-seen photos, the rest {mix['popular']} photos with Zipf {mix['zipf']} weights; "
+        f"{report['windows_s']:.0f} s windows; {len(runs)} runs, medians; {report['requests']} requests, "
+        f"{report['failed']} failed; 1-min load average {load['start'][0]} at start, {load['end'][0]} at end)",
+        "",
+        row(["promotion", "hit rate in the minute before", "hit rate in the minute after", "gap, points (goal ≤ 5)"]),
+        row(["---"] * 4),
+    ]
+    for kind, m in report["summary"].items():
+        label = f"`promote --warm {report['warm_top_n']}`" if kind == "warm" else "`promote`"
+        out.append(row([label, m["before"], m["after"], m["gap_points"]]))
+    out += [
+        "",
+        "Each promotion (hit rate per 10 s after it; the promote command's seconds, a warm-up included):",
+        "",
+        row(["run", "promotion", "before", "after", "per 10 s after", "answers from the new version", "promote s"]),
+        row(["---"] * 7),
+    ]
+    for i, r in enumerate(runs, 1):
+        for kind, p in r.items():
+            after = p["after"]
+            out.append(row([
+                i, f"{kind} (v{p['version']})", p["before"]["hit_rate"], after["hit_rate"],
+                " / ".join(str(h) for h in after["hit_rate_per_10s"]), f"{after['new_version_share']:.0%}",
+                p["promote_s"],
+            ]))  # fmt: skip
+    return out
+
+
 def main() -> None:
-    for name, render in (("sync", sync_tables), ("batch", batch_tables)):
+    for name, render in (("sync", sync_tables), ("batch", batch_tables), ("warm_promotion", warm_promotion_tables)):
         path = OUT_DIR / f"{name}.json"
         if path.exists():
             print("\n".join(render(json.loads(path.read_text()))) + "\n")

@@ -1,14 +1,14 @@
-"""The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks.
+"""The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks
+-> answers on the results topic (Flink's transactional Kafka sink: exactly once with the checkpoints).
 
-Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings JSON`), or
+Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings-file PATH`;
+the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI), or
 run by the Flink Kubernetes Operator through the PythonDriver with IMGREC_* settings in the pods' environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.common.serialization import SimpleStringSchema
@@ -21,12 +21,16 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 from pipelines.connector_jars import ensure_connector_jars
-from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions
+from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions, load_settings
 from pipelines.operators import (
     CACHE_HITS,
     DEAD_LETTERS,
+    FAILED,
+    RESULT_RECORD,
+    Announce,
     CacheLookup,
     FetchAndRoute,
     Infer,
@@ -38,28 +42,45 @@ from pipelines.operators import (
 from transforms.settings import Settings
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
+# Kafka aborts a transaction left open this long. It must cover a checkpoint interval plus a restart, and stay
+# within the broker's `transaction.max.timeout.ms` (15 min by default; the sink's own default, 1 h, exceeds it and
+# the producer refuses to start).
+RESULTS_TRANSACTION_TIMEOUT_MS = 10 * 60 * 1000
 
 
 def job_config(state_dir: str | None) -> Configuration:
-    """Python execution (thread mode: fastest here); checkpoints and savepoints under `state_dir` when given, else
-    where the cluster's configuration says (the Flink Kubernetes Operator sets them on object storage)."""
+    """Python execution (thread mode: fastest here), retained checkpoints and how the job fails.
+
+    Checkpoints and savepoints go under `state_dir` when given (the local stack: file:// under var/), else where
+    the cluster's configuration says (the Flink Kubernetes Operator sets them on object storage).
+    A dependency outage shorter than `dependency_retry_s` is ridden out inside the operators; a longer one fails
+    the job, which restarts with exponential backoff (1 s doubling to 30 s, never giving up) from its latest
+    checkpoint. A checkpoint held up by such a retry times out after a minute, and a few failed checkpoints in a
+    row (e.g. the dead-letter sink's flush while Kafka restarts) are tolerated rather than failing the job.
+    """
     config = Configuration()
     config.set_string("python.execution-mode", "thread")
     if state_dir:
         config.set_string("execution.checkpointing.dir", f"{state_dir.rstrip('/')}/checkpoints")
         config.set_string("execution.checkpointing.savepoint-dir", f"{state_dir.rstrip('/')}/savepoints")
+    config.set_string("execution.checkpointing.timeout", "60 s")
+    config.set_string("execution.checkpointing.tolerable-failed-checkpoints", "5")
     config.set_string("restart-strategy.type", "exponential-delay")
+    config.set_string("restart-strategy.exponential-delay.initial-backoff", "1 s")
+    config.set_string("restart-strategy.exponential-delay.max-backoff", "30 s")
+    config.set_string("restart-strategy.exponential-delay.backoff-multiplier", "2.0")  # Flink 2's default is 1.5
     return config
 
 
-def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobOptions) -> None:
-    """Wire the dataflow on `env`."""
+def build_job(env: StreamExecutionEnvironment, settings_file: str | None, options: JobOptions) -> None:
+    """Wire the dataflow on `env`, with the settings from `settings_file` (else from the environment)."""
+    settings = load_settings(settings_file)
     env.add_jars(*(jar.as_uri() for jar in ensure_connector_jars()))
     env.enable_checkpointing(options.checkpoint_interval_ms)
     env.get_checkpoint_config().set_externalized_checkpoint_retention(
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
-    conf: dict[str, Any] = settings.model_dump(mode="json")
+    conf = settings_file  # operators read the settings (from the file, else the environment) when they open
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         raise ValueError("IMGREC_KAFKA_BOOTSTRAP is not set: the Flink job reads the Kafka batch topic")
@@ -108,9 +129,20 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobO
         looked_up.get_side_output(CACHE_HITS), settings.micro_batch_size, settings.micro_batch_max_wait_ms,
         "Collect cache hits",
     )
-    inferred.union(hits).process(StoreResults(conf), output_type=Types.INT()).name(
+    stored = inferred.union(hits).process(StoreResults(conf), output_type=PICKLED).name(
         "Store results + cache + progress"
-    ).uid("store").sink_to(_discard()).name("Done").uid("done")
+    ).uid("store")
+    failed = parsed.get_side_output(FAILED).union(
+        fetched.get_side_output(FAILED), prepared.get_side_output(FAILED)
+    )
+    records = (
+        stored.union(failed)
+        .key_by(lambda answer: answer.batch_id or answer.request_id, key_type=Types.STRING())
+        .process(Announce(conf), output_type=RESULT_RECORD)
+        .name("Answers + batch completion")
+        .uid("announce")
+    )
+    _sink_results(env, records, settings)
 
 
 def _batched(stream: DataStream, size: int, max_wait_ms: int, name: str) -> DataStream:
@@ -139,30 +171,54 @@ def _dead_letter_sink(bootstrap: str, topic: str) -> KafkaSink:
     )
 
 
-def _discard():
-    from pyflink.datastream.connectors.base import Sink
-    from pyflink.java_gateway import get_gateway
+def _sink_results(env: StreamExecutionEnvironment, records: DataStream, settings: Settings) -> None:
+    """Write (caller_id, message) records to the results topic keyed by caller_id, by default in Kafka transactions
+    committed with each checkpoint: a `read_committed` consumer sees every record once, across restarts and replays.
 
-    return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
+    The Kafka table connector is used for its `key.fields`: the DataStream KafkaSink of PyFlink can only serialize
+    the whole element as the key. The planner's sink joins the DataStream graph (`attach_as_datastream`).
+    """
+    t_env = StreamTableEnvironment.create(env)
+    # Stable operator ids for the sink, so its pending transactions are restored from a checkpoint.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+    schema = Schema.new_builder().column("caller_id", DataTypes.STRING()).column("message", DataTypes.STRING())
+    sink = (
+        TableDescriptor.for_connector("kafka")
+        .schema(schema.build())
+        .option("topic", settings.results_topic)
+        .option("properties.bootstrap.servers", settings.kafka_bootstrap)
+        .option("key.format", "raw")
+        .option("key.fields", "caller_id")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .option("sink.delivery-guarantee", settings.results_delivery)
+        .option("sink.transactional-id-prefix", f"imgrec-{settings.results_topic}")
+        .option("properties.transaction.timeout.ms", str(RESULTS_TRANSACTION_TIMEOUT_MS))
+        .build()
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert(sink, t_env.from_data_stream(records))
+    statements.attach_as_datastream()
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions, str | None]:
+def parse_args(argv: list[str] | None = None) -> tuple[str | None, JobOptions, str | None]:
+    """The settings file (None: the environment), the job's options and where its state goes (None: the cluster's)."""
     parser = argparse.ArgumentParser(description=JOB_NAME)
-    parser.add_argument("--settings", help="The service Settings as JSON (default: IMGREC_* from the environment).")
+    parser.add_argument("--settings-file", help="The service Settings as a JSON file (default: IMGREC_* from the "
+                        "environment, as in the pods of the Flink Kubernetes Operator).")
     parser.add_argument("--state-dir", help="URI of retained checkpoints and savepoints (default: the cluster's).")
     parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
     options = JobOptions(args.preprocess_parallelism, args.checkpoint_interval_ms, args.bounded)
-    settings = Settings(**json.loads(args.settings)) if args.settings else Settings()
-    return settings, options, args.state_dir
+    return args.settings_file, options, args.state_dir
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, options, state_dir = parse_args(argv)
+    settings_file, options, state_dir = parse_args(argv)
     env = StreamExecutionEnvironment.get_execution_environment(job_config(state_dir))
-    build_job(env, settings, options)
+    build_job(env, settings_file, options)
     env.execute(JOB_NAME)
 
 

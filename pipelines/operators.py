@@ -1,18 +1,20 @@
 """Flink operators of the batch job: thin adapters around `transforms.batch_steps`.
 
 Each operator builds its own ports (store, cache, back end, ...) from the job's settings in `open`, because
-functions are pickled to the TaskManager and connections cannot travel.
+functions are pickled to the TaskManager and connections cannot travel. Operators carry the path of the settings
+file (None: the TaskManager's IMGREC_* environment), not the settings, so no secret travels in the job graph.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from pipelines.job_spec import load_settings
 from pipelines.metrics import serve_metrics
 from transforms.batch_steps import (
     BadMessage,
@@ -24,13 +26,18 @@ from transforms.batch_steps import (
     Settle,
     dead_letter,
     parse_message,
+    rejected_result,
 )
 from transforms.composition import build_ports
 from transforms.errors import RecognitionError
-from transforms.settings import Settings
+from transforms.results import ItemResult
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
+# Answers of items that failed before the sinks (dead letters, unreadable images, unknown models): ItemResult.
+FAILED = OutputTag("failed", Types.PICKLED_BYTE_ARRAY())
+# A record of the results topic: the key (caller_id) and the message (JSON).
+RESULT_RECORD = Types.ROW_NAMED(["caller_id", "message"], [Types.STRING(), Types.STRING()])
 # An event-time timer this late fires only on the final watermark, i.e. at the end of a bounded input; it
 # flushes buffers that processing-time timers would leave behind there (they do not fire at the end of input).
 END_OF_INPUT = 2**62
@@ -41,11 +48,11 @@ class _StepsMixin:
 
     steps: BatchSteps
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._settings = settings
+    def __init__(self, settings_file: str | None) -> None:
+        self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        settings = Settings(**self._settings)
+        settings = load_settings(self._settings_file)
         serve_metrics(settings.batch_metrics_port)
         self.steps = BatchSteps(build_ports(settings))
 
@@ -56,13 +63,17 @@ class _StepsMixin:
 
 
 class ParseAndAdmit(_StepsMixin, ProcessFunction):
-    """Parse and validate one message; bad ones go to the dead-letter output with the reason."""
+    """Parse and validate one message; bad ones go to the dead-letter output with the reason (and are answered as
+    failed when their request_id can be read)."""
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         try:
             msg = parse_message(value)
         except BadMessage as exc:
             yield DEAD_LETTERS, dead_letter(value, exc.reason)
+            answer = rejected_result(value, exc.reason)
+            if answer is not None:
+                yield FAILED, answer
             return
         self.steps.admit(msg)
         yield msg
@@ -75,7 +86,7 @@ class FetchAndRoute(_StepsMixin, ProcessFunction):
         try:
             yield self.steps.fetch(value)
         except RecognitionError as exc:
-            self.steps.fail(value, exc)
+            yield FAILED, self.steps.fail(value, exc)
 
 
 class CacheLookup(_StepsMixin, KeyedProcessFunction):
@@ -86,8 +97,8 @@ class CacheLookup(_StepsMixin, KeyedProcessFunction):
     processing-time timer, and on the end-of-input event-time timer, which a bounded input's last watermark fires.
     """
 
-    def __init__(self, settings: dict[str, Any], dedup: InFlightDedup | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, settings_file: str | None, dedup: InFlightDedup | None = None) -> None:
+        super().__init__(settings_file)
         self.dedup = dedup or InFlightDedup()
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -142,7 +153,7 @@ class Preprocess(_StepsMixin, ProcessFunction):
         try:
             yield self.steps.preprocess(value)
         except RecognitionError as exc:
-            self.steps.fail(value.msg, exc, value.image_hash)
+            yield FAILED, self.steps.fail(value.msg, exc, value.image_hash, value.model)
 
 
 class MicroBatch(KeyedProcessFunction):
@@ -195,8 +206,31 @@ class Infer(_StepsMixin, ProcessFunction):
 
 
 class StoreResults(_StepsMixin, ProcessFunction):
-    """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress)."""
+    """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress); emits
+    each item's answer."""
 
     def process_element(self, value: list[Outcome], ctx: ProcessFunction.Context):
-        self.steps.finish(value)
-        yield len(value)
+        yield from self.steps.finish(value)
+
+
+class Announce(_StepsMixin, KeyedProcessFunction):
+    """Keyed by batch (a lone item by its request): each answer becomes a record of the results topic, and the
+    batch's completion event follows its last answer, once (rules in CompletionWatch).
+
+    The watch is keyed state and shares the checkpoints of the transactional sink: after a restart the replayed
+    answers are counted again from the checkpoint's watch, so the event is written in exactly one committed
+    transaction.
+    """
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.watch = runtime_context.get_state(ValueStateDescriptor("completion-watch", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: ItemResult, ctx: KeyedProcessFunction.Context):
+        yield Row(value.caller_id, value.to_json())
+        if value.batch_id is None:
+            return
+        watch, event = self.steps.answered(value.batch_id, self.watch.value())
+        self.watch.update(watch)
+        if event is not None:
+            yield Row(event.caller_id, event.to_json())

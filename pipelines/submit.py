@@ -1,11 +1,13 @@
 """Submit, cancel and inspect the batch job on the Flink session cluster (Flink CLI for submission, REST for the rest).
 
 A submission resumes from the newest retained checkpoint or savepoint under `<var_dir>/flink` unless told to
-start fresh, so the micro-batch buffers and the Kafka positions survive a cancel.
+start fresh, so the micro-batch buffers and the Kafka positions survive a cancel. Submitting, cancelling and the job
+keeper's resubmission hold one lock (`job_lock`), so no two of them start the job twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -13,13 +15,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pyflink
 
-from pipelines.job_spec import JOB_NAME, JobOptions
+from pipelines.job_spec import JOB_NAME, JobOptions, record_desired, save_settings
 from transforms.settings import REPO_ROOT, Settings
 
 FLINK_BIN = Path(pyflink.__file__).parent / "bin" / "flink"
@@ -102,6 +106,28 @@ def job_status(settings: Settings) -> JobStatus | None:
     )
 
 
+@contextmanager
+def job_lock(settings: Settings, wait: bool = True) -> Iterator[bool]:
+    """Hold the job's lock (an flock on `<var_dir>/flink/job.lock`) for a check-then-act on the cluster's job.
+
+    `flink run` takes seconds before the job shows on the cluster: without the lock the job keeper, seeing the job
+    wanted but missing, would submit a second one meanwhile (seen: two jobs, the second waiting for slots forever).
+    Yields False, without waiting, when `wait` is off and another process holds it.
+    """
+    path = checkpoint_root(settings) / "job.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def submit_job(
     settings: Settings,
     *,
@@ -114,17 +140,23 @@ def submit_job(
 
     Resumes from `restore_from`, else from the newest retained checkpoint, unless `fresh`.
     """
-    current = job_status(settings)
-    if current is not None and current.state in ACTIVE_STATES:
-        return current.job_id
     options = options or JobOptions()
-    restore = None if fresh else (restore_from or latest_retained(settings))
+    with job_lock(settings):
+        record_desired(settings, "running", options)
+        current = job_status(settings)
+        if current is not None and current.state in ACTIVE_STATES:
+            return current.job_id
+        return launch_job(settings, options, None if fresh else (restore_from or latest_retained(settings)), timeout_s)
+
+
+def launch_job(settings: Settings, options: JobOptions, restore: Path | None, timeout_s: float = 180.0) -> str:
+    """`flink run` the job, restoring from `restore` if given; its id. The caller holds `job_lock`."""
     address = rest_url(settings).split("://", 1)[-1]
     command = [str(FLINK_BIN), "run", "--detached", "--jobmanager", address,
                "-pyclientexec", sys.executable, "-pyexec", sys.executable, "-pyfs", str(stage_job_code(settings))]
     if restore is not None:
         command += ["--fromSavepoint", str(restore)]
-    command += ["-py", str(JOB_FILE), "--settings", settings.model_dump_json(),
+    command += ["-py", str(JOB_FILE), "--settings-file", str(save_settings(settings)),
                 "--state-dir", checkpoint_root(settings).as_uri(),
                 "--preprocess-parallelism", str(options.preprocess_parallelism),
                 "--checkpoint-interval-ms", str(options.checkpoint_interval_ms)]
@@ -148,23 +180,25 @@ def cancel_job(settings: Settings, savepoint: bool = False, timeout_s: float = 1
 
     Returns the savepoint path (or None), once the job is no longer running.
     """
-    current = job_status(settings)
-    if current is None or current.state not in ACTIVE_STATES:
-        return None
-    url = f"{rest_url(settings)}/jobs/{current.job_id}"
-    location = None
-    with httpx.Client(timeout=10) as client:
-        if savepoint:
-            target = (checkpoint_root(settings) / "savepoints").as_uri()
-            trigger = _check(client.post(f"{url}/stop", json={"targetDirectory": target, "drain": False}))
-            location = _await_savepoint(client, url, trigger.json()["request-id"], timeout_s)
-        else:
-            _check(client.patch(url, params={"mode": "cancel"}))
-        deadline = time.monotonic() + timeout_s
-        while _get(client, url)["state"] in ACTIVE_STATES:
-            if time.monotonic() > deadline:
-                raise JobError(f"job {current.job_id} did not stop within {timeout_s:.0f}s")
-            time.sleep(0.5)
+    with job_lock(settings):
+        record_desired(settings, "stopped")
+        current = job_status(settings)
+        if current is None or current.state not in ACTIVE_STATES:
+            return None
+        url = f"{rest_url(settings)}/jobs/{current.job_id}"
+        location = None
+        with httpx.Client(timeout=10) as client:
+            if savepoint:
+                target = (checkpoint_root(settings) / "savepoints").as_uri()
+                trigger = _check(client.post(f"{url}/stop", json={"targetDirectory": target, "drain": False}))
+                location = _await_savepoint(client, url, trigger.json()["request-id"], timeout_s)
+            else:
+                _check(client.patch(url, params={"mode": "cancel"}))
+            deadline = time.monotonic() + timeout_s
+            while _get(client, url)["state"] in ACTIVE_STATES:
+                if time.monotonic() > deadline:
+                    raise JobError(f"job {current.job_id} did not stop within {timeout_s:.0f}s")
+                time.sleep(0.5)
     return location
 
 

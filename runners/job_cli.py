@@ -54,9 +54,22 @@ def status() -> None:
         raise typer.Exit(1)
 
 
-@job_app.command("schema")
-def schema() -> None:
-    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds)."""
-    from transforms.messages import message_json_schema
+@job_app.command("keep")
+def keep() -> None:
+    """Keep the job running as last asked (`submit`/`cancel`): resubmit it from its newest retained checkpoint when
+    the cluster lost it. Run by the stack's supervisor."""
+    from pipelines.job_keeper import keep as run
 
-    typer.echo(json.dumps(message_json_schema(), indent=2))
+    run(get_settings())
+
+
+@job_app.command("schema")
+def schema(
+    results: Annotated[bool, typer.Option("--results", help="The results topic's messages instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the batch-item message (what `transforms/schemas/batch-item-v1.schema.json` holds),
+    or with --results of the results topic's messages (`transforms/schemas/result-v1.schema.json`)."""
+    from transforms.messages import message_json_schema
+    from transforms.results import result_json_schema
+
+    typer.echo(json.dumps(result_json_schema() if results else message_json_schema(), indent=2))

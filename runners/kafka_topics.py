@@ -1,4 +1,4 @@
-"""Create the batch and dead-letter topics, or grow the batch topic to the configured partition count."""
+"""Create the batch, dead-letter and results topics, or grow them to the configured partition counts."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from transforms.settings import Settings
 
 
 def wanted_topics(settings: Settings) -> dict[str, int]:
-    """Topic name -> partitions: the batch topic as configured, one partition for dead letters."""
-    return {settings.batch_topic: settings.batch_partitions, settings.dead_letter_topic: 1}
+    """Topic name -> partitions: the batch and results topics as configured, one partition for dead letters."""
+    return {settings.batch_topic: settings.batch_partitions, settings.dead_letter_topic: 1,
+            settings.results_topic: settings.batch_partitions}
 
 
-def ensure_topics(admin: KafkaAdminClient, partitions: dict[str, int], replication_factor: int = 1) -> dict[str, str]:
-    """Create missing topics and grow those with fewer partitions than wanted (Kafka never shrinks a topic).
+def ensure_topics(
+    admin: KafkaAdminClient, partitions: dict[str, int], replication_factor: int = 1, timeout_ms: int = 10_000
+) -> dict[str, str]:
+    """Create missing topics and grow those with fewer partitions than wanted (Kafka never shrinks a topic), then
+    wait until every partition of them has a leader (a fresh broker accepts a topic before that).
 
     Returns what happened to each topic: "created", "grown from N" or "kept".
     """
@@ -28,10 +32,10 @@ def ensure_topics(admin: KafkaAdminClient, partitions: dict[str, int], replicati
         # Another client may have created one in the meantime.
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(missing)
-        admin.wait_for_topics([topic.name for topic in missing])  # in the brokers' metadata, with leaders
     grow = {name: NewPartitions(count) for name, count in partitions.items() if existing.get(name, count) < count}
     if grow:
         admin.create_partitions(grow)
+    admin.wait_for_topics(list(partitions), timeout_ms=timeout_ms)  # in the brokers' metadata, with leaders
     return {
         name: "created" if name not in existing else f"grown from {existing[name]}" if name in grow else "kept"
         for name in partitions

@@ -35,16 +35,17 @@ def api_client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]
     """A started app and the auth header of a fresh caller."""
     app = create_app(settings)
     with TestClient(app) as client:
-        key = app.state.services.store.create_api_key("tester")
+        key = app.state.services.store.keys.create("tester")
         yield client, {"Authorization": f"Bearer {key}"}
 
 
 @contextmanager
-def image_server(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 serving `path -> (body, content type)`; 404 for anything else."""
+def image_server(files: dict[str, tuple[bytes, str]], delay_s: float = 0.0) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving `path -> (body, content type)` after `delay_s`; 404 for the rest."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            time.sleep(delay_s)
             body, content_type = files.get(self.path, (b"", ""))
             self.send_response(200 if content_type else 404)
             self.send_header("Content-Type", content_type or "text/plain")

@@ -21,11 +21,11 @@ import pytest
 import redis
 
 from pipelines.job_spec import JobOptions
+from pipelines.readiness import wait_ready
 from pipelines.submit import cancel_job, submit_job
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import SERVICES, Stack
-from tests.job_helpers import wait_running
 from tests.served import ServedApi, serve_embedded
 from transforms.adapters.redis import redis_client
 from transforms.adapters.sql import SqlStore
@@ -52,6 +52,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             misplaced.append(f"{item.nodeid} ({', '.join(sorted(services)) or 'no service fixture'})")
     if misplaced:
         raise pytest.UsageError("tests outside their layer's folder:\n  " + "\n  ".join(misplaced))
+
+
+RECOVERY = "recovery"  # a test's user property: one row of the recovery table printed at the end of the session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The recovery time of each fault the fault-injection suite caused, as one table (shown even with -q)."""
+    rows = [
+        {"outcome": report.outcome, **value}
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", "") == "call"
+        for name, value in report.user_properties
+        if name == RECOVERY
+    ]
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    terminalreporter.write_sep("=", "fault recovery (seconds from the fault)")
+    terminalreporter.write_line(" | ".join(columns))
+    for row in rows:
+        terminalreporter.write_line(" | ".join(str(row.get(column, "")) for column in columns))
 
 
 class TestStack:
@@ -171,15 +193,21 @@ def stack_settings(test_stack: TestStack) -> Settings:
     return test_stack.stack.app_settings
 
 
+# A password in the job's database URL (the stack's PostgreSQL trusts loopback and ignores it): it must never show
+# on a command line, in the job's arguments or in the Flink UI.
+JOB_SECRET = "job-secret-3f9c1e"
+
+
 @pytest.fixture(scope="module")
 def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
     """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
-    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50})
+    url = stack_settings.resolved_database_url.replace("://postgres@", f"://postgres:{JOB_SECRET}@")
+    settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50, "database_url": url})
     store = SqlStore.from_url(settings.resolved_database_url)
-    store.seed_registry(load_registry())
+    store.registry.seed(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
-    wait_running(settings)
+    wait_ready(settings, timeout_s=StackSettings().start_timeout_s)  # every task up: slow on a loaded machine
     yield settings, store
     cancel_job(settings)
     store.close()

@@ -1,8 +1,9 @@
-"""A real HTTP server on 127.0.0.1 that records webhook deliveries (and can fail the first N)."""
+"""A real HTTP server on 127.0.0.1 that records webhook deliveries (and can fail the first N, or answer slowly)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ class Received:
 
 
 @contextmanager
-def webhook_receiver(fail_first: int = 0) -> Iterator[tuple[str, Received]]:
+def webhook_receiver(fail_first: int = 0, delay_s: float = 0.0) -> Iterator[tuple[str, Received]]:
     received = Received(fail_first=fail_first)
 
     class Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,7 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[tuple[str, Received]]:
                 self.send_response(503)
                 self.end_headers()
                 return
+            time.sleep(delay_s)  # a slow receiver widens the window in which a second sender could interfere
             received.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
             received.event.set()
             self.send_response(204)

@@ -1,45 +1,48 @@
 """The engine-agnostic steps of the batch path, shared by the Flink job and the embedded worker threads.
 
 parse a message -> admit (request row) -> fetch + hash + route the version once -> cache lookup -> preprocess
--> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress.
+-> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress -> the item's
+result message (done or failed; dead letters too) and, after a batch's last item, its completion event.
 
 Every value passed between steps is a plain picklable dataclass, so an engine may put any step in its own
 operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
 an unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
 inference fault fails the micro-batch's items (`inference_failed`) instead of replaying them forever.
+
+A step that finds Triton, the database or the blob store unavailable retries with backoff for
+`Settings.dependency_retry_s` (see `transforms.retry`), then raises so the engine replays it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
 
 import numpy as np
 from pydantic import ValidationError
 
-from transforms.backends.base import InferenceUnavailable
-from transforms.cache import CacheKey
+from transforms.cache import CachedResult, CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
+from transforms.model_metrics import observe_answer, observe_error
 from transforms.ports import Ports
 from transforms.raw_outputs import raw_key
+from transforms.results import BatchCompleted, ItemResult, failed_result, lenient_identity
+from transforms.retry import OUTAGES, OutageRetry
 from transforms.stages import StageTimer
-from transforms.store import CompletedItem
+from transforms.store import CompletedItem, StoreUnavailable
 from transforms.thresholds import apply_model_threshold
 
 log = logging.getLogger(__name__)
 
 BATCH_PATH = "batch"  # the `path` label of the batch path's stage timings
-# Waits between attempts of one micro-batch while the back end is unavailable; then the error propagates.
-INFER_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 
 
 class BadMessage(ValueError):
@@ -91,6 +94,8 @@ class Outcome:
     labels: list[Label]
     cache_hit: bool
     raw_output_uri: str | None = None
+    embedding: np.ndarray | None = None
+    error: RecognitionError | None = None  # the micro-batch failed: the item is stored as failed
 
     @property
     def batch_key(self) -> str:
@@ -136,6 +141,25 @@ class InFlightDedup:
         return Settle.WAIT
 
 
+@dataclass(frozen=True)
+class CompletionWatch:
+    """What the answers of one batch have shown so far; an engine keeps one per batch in checkpointed state.
+
+    Answers are counted, and only once they reach the batch's size is the store asked whether it closed the batch
+    (a redelivered item can be answered twice, so the count alone never decides). `total` None: a batch the store
+    does not know, which never completes here.
+    """
+
+    total: int | None
+    seen: int = 0
+    announced: bool = False
+
+    @property
+    def due(self) -> bool:
+        """Time to ask the store."""
+        return not self.announced and self.total is not None and self.seen >= self.total
+
+
 def parse_message(raw: bytes | str) -> BatchItemMessage:
     """Parse and validate one message of the batch topic; raises BadMessage with a readable reason."""
     try:
@@ -153,11 +177,22 @@ def dead_letter(raw: bytes | str, reason: str) -> str:
     return json.dumps({"reason": reason, "rejected_at": datetime.now(UTC).isoformat(), "message": text})
 
 
+def rejected_result(raw: bytes | str, reason: str) -> ItemResult | None:
+    """The `failed` answer to a dead-lettered message, when a request_id can still be read from it, so its
+    producer does not wait for an answer that will not come. The store is not touched: the message names no
+    request it could be trusted to change."""
+    identity = lenient_identity(raw)
+    if identity is None:
+        return None
+    return failed_result(*identity, "invalid_message", reason)
+
+
 class BatchSteps:
     """The batch path's steps over the service's ports; one instance per worker (thread or operator)."""
 
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
+        self.retry = OutageRetry(ports.settings.dependency_retry_s)
 
     def close(self) -> None:
         self.ports.close()
@@ -166,13 +201,16 @@ class BatchSteps:
 
     def admit(self, msg: BatchItemMessage) -> None:
         """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.ports.store.ensure_request(msg)
+        self.retry(self.ports.store.requests.ensure, [msg])
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
+        return self.retry(self._fetch, msg)
+
+    def _fetch(self, msg: BatchItemMessage) -> FetchedItem:
         timer = StageTimer(BATCH_PATH)
         with timer.stage("route"):
-            model = self.ports.model_for(msg.model_id)
+            model = self.ports.model_for(msg.model_id, msg.model_version)
         with timer.stage("fetch"):
             data = self.read_image(msg.image_uri)
         with timer.stage("hash"):
@@ -196,11 +234,14 @@ class BatchSteps:
         first = copies[0]
         timer = StageTimer(BATCH_PATH)
         with timer.stage("cache_get"):
-            labels = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
+            hit = self.ports.cache.get(first.image_hash, first.model.model_id, first.model.version)
         timer.finish()
-        if labels is None:
+        if hit is None:
             return None
-        return [Outcome(c.msg, c.model, c.image_hash, list(labels), cache_hit=True) for c in copies]
+        return [
+            Outcome(c.msg, c.model, c.image_hash, list(hit.labels), cache_hit=True, embedding=hit.embedding)
+            for c in copies
+        ]
 
     def preprocess(self, item: FetchedItem) -> PreparedItem:
         """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
@@ -212,16 +253,23 @@ class BatchSteps:
         timer.finish()
         return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
 
-    def fail(self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None) -> None:
-        """Record a per-item failure with its code; the rest of the batch goes on."""
-        self.ports.store.fail_request(msg.request_id, error.code, error.message, image_hash)
+    def fail(
+        self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None,
+        model: ModelVersion | None = None,
+    ) -> ItemResult:
+        """Record a per-item failure with its code (the rest of the batch goes on); returns its answer."""
+        self.retry(self.ports.store.requests.fail, msg.request_id, error.code, error.message, image_hash)
+        return failed_result(
+            msg.request_id, msg.caller_id, error.code, error.message, batch_id=msg.batch_id,
+            item_index=msg.item_index, model_id=msg.model_id, model_version=model.version if model else None,
+        )  # fmt: skip
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
     def infer(self, items: Sequence[PreparedItem]) -> list[Outcome]:
         """One back-end call for a micro-batch of one model version; identical images are inferred once.
 
-        Raw outputs go to the blob store and unthresholded labels to the cache (what the model said).
+        Raw outputs go to the blob store and unthresholded labels (and vectors) to the cache (what the model said).
         """
         if not items:
             return []
@@ -238,53 +286,49 @@ class BatchSteps:
         with timer.stage("stack"):
             batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
         try:
-            predictions = self._infer_with_retry(model, batch, [i.meta for i in firsts], timer)
-        except InferenceUnavailable:
+            handler = self.ports.handler(model)
+            metas = [i.meta for i in firsts]
+            predictions = self.retry(infer_tensors, model, handler, self.ports.backend, batch, metas, timer)
+        except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
             log.exception("micro-batch of %s failed", model_key(model))
             error = RecognitionError("inference_failed", f"inference failed: {exc}")
-            for item in items:
-                self.fail(item.msg, error, item.image_hash)
-            return []
-        by_hash: dict[str, tuple[list[Label], str]] = {}
+            observe_error(model.model_id, model.version, "inference_failed")
+            return [Outcome(i.msg, model, i.image_hash, [], False, error=error) for i in items]
+        by_hash: dict[str, tuple[CachedResult, str]] = {}
         with timer.stage("raw_output"):
             for item, prediction in zip(firsts, predictions, strict=True):
                 key = raw_key(model.model_id, model.version, item.image_hash)
                 uri = self.ports.raw_outputs.submit(key, prediction.raw)
-                by_hash[item.image_hash] = (prediction.labels, uri)
+                by_hash[item.image_hash] = (CachedResult(prediction.labels, prediction.embedding), uri)
+        # A replay that finds these cache entries tells its own first attempt from a real hit by the processing
+        # mark (`Store.complete_requests`), so the marks must be written before the entries exist.
+        if not self.ports.processing_marks.flush(timeout_s=self.ports.settings.dependency_retry_s):
+            raise StoreUnavailable("the micro-batch's processing marks could not be written")
         with timer.stage("cache_put"):
             self.ports.cache.put_many(
-                [(CacheKey(h, model.model_id, model.version), labels) for h, (labels, _) in by_hash.items()]
+                [(CacheKey(h, model.model_id, model.version), result) for h, (result, _) in by_hash.items()]
             )
         timer.finish()
-        return [
-            Outcome(i.msg, model, i.image_hash, list(by_hash[i.image_hash][0]), False, by_hash[i.image_hash][1])
-            for i in items
-        ]
+        outcomes = []
+        for i in items:
+            result, uri = by_hash[i.image_hash]
+            outcomes.append(Outcome(i.msg, model, i.image_hash, list(result.labels), False, uri, result.embedding))
+        return outcomes
 
-    def _infer_with_retry(
-        self, model: ModelVersion, batch: np.ndarray, metas: list[PreprocessMeta], timer: StageTimer
-    ) -> list:
-        handler = self.ports.handler(model)
-        for delay in (*INFER_RETRY_DELAYS_S, None):
-            try:
-                return infer_tensors(model, handler, self.ports.backend, batch, metas, timer)
-            except InferenceUnavailable as exc:
-                if delay is None:
-                    raise
-                log.warning("inference back end unavailable (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def finish(self, outcomes: Sequence[Outcome]) -> None:
-        """Threshold each item (its own or the model's threshold) and store all of them in one transaction.
+    def finish(self, outcomes: Sequence[Outcome]) -> list[ItemResult]:
+        """Threshold each item (its own or the model's threshold) and store all of them in one transaction;
+        returns their answers (the failed items of a failed micro-batch are stored and answered as failed).
 
         Idempotent on (request_id, model_id, model_version): a replay after a restart changes nothing.
         """
         timer = StageTimer(BATCH_PATH)
+        ok = [o for o in outcomes if o.error is None]
+        failed = [self.fail(o.msg, o.error, o.image_hash, o.model) for o in outcomes if o.error is not None]
         completed = []
-        for o in outcomes:
+        for o in ok:
+            observe_answer(o.model.model_id, o.model.version, o.labels, o.cache_hit)
             kept, applied = apply_model_threshold(o.labels, o.model, o.msg.confidence_threshold, o.msg.min_label_count)
             completed.append(
                 CompletedItem(
@@ -296,11 +340,35 @@ class BatchSteps:
                     o.raw_output_uri,
                     o.cache_hit,
                     applied,
+                    o.embedding,
                 )
             )
         with timer.stage("store"):
-            self.ports.store.complete_requests(completed)
+            self.retry(self.ports.store.requests.complete, completed)
         timer.finish()
+        answers = [ItemResult.done(c, o.msg.caller_id, o.msg.batch_id, o.msg.item_index)
+                   for o, c in zip(ok, completed, strict=True)]
+        return answers + failed
+
+    # --- per batch ------------------------------------------------------------------------------------------
+
+    def answered(
+        self, batch_id: str, watch: CompletionWatch | None
+    ) -> tuple[CompletionWatch, BatchCompleted | None]:
+        """One more answer of an item of `batch_id`: the batch's updated watch and, the first time the store has
+        closed the batch (its last item finished), its completion event."""
+        if watch is None:
+            summary = self.retry(self.ports.store.batches.summary, batch_id)
+            watch = CompletionWatch(summary.total_count if summary else None)
+        if watch.announced:
+            return watch, None
+        watch = replace(watch, seen=watch.seen + 1)
+        if not watch.due:
+            return watch, None
+        summary = self.retry(self.ports.store.batches.summary, batch_id)
+        if summary is None or summary.completed_at is None:
+            return watch, None
+        return replace(watch, announced=True), BatchCompleted.of(summary)
 
     # --- the whole path, for worker threads -----------------------------------------------------------------
 
@@ -336,4 +404,4 @@ class BatchSteps:
             for start in range(0, len(group), size):
                 done.extend(self.infer(group[start : start + size]))
         self.finish(done)
-        return done
+        return [o for o in done if o.error is None]

@@ -8,6 +8,10 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class BlobStoreUnavailable(RuntimeError):
+    """The blob store cannot be read or written now (object store down, disk full); callers answer 503 or retry."""
+
+
 class BlobStore(Protocol):
     def uri(self, key: str) -> str:
         """The URI that `put(key, ...)` writes, known before the write (background writers name it at once)."""

@@ -7,14 +7,14 @@ import time
 
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
-from transforms.store import Store
+from transforms.store import RegistryStore
 
 
 class ModelCatalog:
     """Looks up registry rows; a short TTL keeps the hot path off the database."""
 
-    def __init__(self, store: Store, ttl_s: float = 30.0) -> None:
-        self._store = store
+    def __init__(self, registry: RegistryStore, ttl_s: float = 30.0) -> None:
+        self._registry = registry
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._rows: dict[str, tuple[float, list[ModelVersion]]] = {}
@@ -25,14 +25,19 @@ class ModelCatalog:
             hit = self._rows.get(model_id)
             if hit and time.monotonic() - hit[0] < self._ttl_s:
                 return hit[1]
-        rows = self._store.get_model_versions(model_id)
+        rows = self._registry.versions(model_id)
         with self._lock:
             self._rows[model_id] = (time.monotonic(), rows)
         return rows
 
     def get(self, model_id: str, version: str) -> ModelVersion:
-        """One version; unknown ones raise `unknown_model`."""
-        for row in self.versions(model_id):
-            if row.version == version:
-                return row
+        """One version; unknown ones raise `unknown_model`. A version registered since the rows were read (the route
+        may name it before the TTL ends) is looked up again at once."""
+        for fresh in (False, True):
+            if fresh:
+                with self._lock:
+                    self._rows.pop(model_id, None)
+            for row in self.versions(model_id):
+                if row.version == version:
+                    return row
         raise RecognitionError("unknown_model", f"Model {model_id!r} has no version {version!r}.")

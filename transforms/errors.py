@@ -25,8 +25,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "image_truncated": 422,
     "image_corrupt": 422,
     "too_many_pixels": 422,
-    # fetching image_url
-    "url_forbidden": 400,
+    # fetching image_url (a well-formed URL whose target is refused: the schema cannot say which hosts are private)
+    "url_forbidden": 422,
     "url_fetch_failed": 422,
     "url_timeout": 422,
     "url_too_many_redirects": 422,
@@ -34,9 +34,16 @@ STATUS_BY_CODE: dict[str, int] = {
     # models
     "unknown_model": 404,
     "inference_failed": 500,
-    # batches
+    # batches and requests
     "batch_not_found": 404,
     "request_not_found": 404,
+    "invalid_message": 422,  # a message on the batch topic that is not a valid batch item (dead-lettered)
+    "idempotency_key_reused": 422,
+    # admission control
+    "rate_limited": 429,
+    "too_many_concurrent_requests": 429,
+    "too_many_items_in_flight": 429,
+    "overloaded": 503,
     # blob references (batch claim checks)
     "blob_forbidden": 400,
     "blob_not_found": 404,

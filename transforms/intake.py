@@ -9,6 +9,7 @@ import binascii
 import hashlib
 import io
 import re
+from pathlib import Path
 
 import pybase64
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,6 +25,15 @@ _WHITESPACE = re.compile(r"\s+")
 def sha256_hex(data: bytes) -> str:
     """The hex SHA-256 of the image bytes: the cache and dedup key."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB chunks (model artifacts are large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_size(data: bytes, limit: int, hint: str = "") -> None:

@@ -1,7 +1,7 @@
 """API keys: only a key's SHA-256 is stored; its id (a prefix of that hash) names it in listings and revocations.
 
-`CallerKeys` resolves keys on the request path and remembers known keys for `Settings.key_cache_ttl_s`, so a
-revoked key stops working in every API process within that time.
+`CallerKeys` resolves keys (caller and admission limits) on the request path and remembers known keys for
+`Settings.key_cache_ttl_s`, so a revoked key (or a changed limit) takes effect in every API process within that time.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
-from transforms.store import ApiKey
+from transforms.store import ApiKey, KeyStore
 
 KEY_ID_LENGTH = 12
 
@@ -32,27 +31,24 @@ def find_key(keys: Sequence[ApiKey], key_or_id: str) -> ApiKey | None:
     return next((k for k in keys if k.key_hash == wanted or key_id(k.key_hash) == key_or_id), None)
 
 
-class KeyLookup(Protocol):
-    def caller_for_key(self, key: str) -> str | None: ...
-
-
 class CallerKeys:
-    """Resolves API keys to callers, remembering known keys briefly so a cache hit costs no database trip."""
+    """Resolves API keys to their records (caller and admission limits), remembering known keys briefly so a
+    cache hit costs no database trip."""
 
-    def __init__(self, store: KeyLookup, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    def __init__(self, keys: KeyStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
-        self._known: dict[str, tuple[float, str]] = {}
+        self._known: dict[str, tuple[float, ApiKey]] = {}
 
-    def remembered(self, key: str) -> str | None:
-        """The caller of a key resolved less than `ttl_s` ago, without asking the store."""
+    def remembered(self, key: str) -> ApiKey | None:
+        """The record of a key resolved less than `ttl_s` ago, without asking the store."""
         hit = self._known.get(hash_key(key))
         return hit[1] if hit and self.clock() - hit[0] < self.ttl_s else None
 
-    def lookup(self, key: str) -> str | None:
+    def lookup(self, key: str) -> ApiKey | None:
         """Ask the store (unknown and revoked keys: None) and remember a known key."""
-        caller = self.store.caller_for_key(key)
-        if caller is not None:  # unknown keys are not remembered: nothing to fill memory with
-            self._known[hash_key(key)] = (self.clock(), caller)
-        return caller
+        record = self.keys.get(key)
+        if record is not None:  # unknown keys are not remembered: nothing to fill memory with
+            self._known[record.key_hash] = (self.clock(), record)
+        return record

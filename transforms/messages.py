@@ -33,6 +33,10 @@ class BatchItemMessage(BaseModel):
     item_index: int | None = Field(None, ge=0, description="Position of the item in its batch.")
     caller_id: str = Field(min_length=1, max_length=128, description="The caller the result belongs to.")
     model_id: str = Field(min_length=1, max_length=128, description="Registry model_id, e.g. scene-classification.")
+    model_version: str | None = Field(
+        None, max_length=64, description="Pin a registry version instead of routing (cache warm-ups before a "
+        "promotion); null: the active version or the canary, as routed."
+    )
     image_uri: str = Field(
         min_length=1, max_length=4096, description="http(s):// URL (fetched behind the SSRF guard) or a blob URI."
     )

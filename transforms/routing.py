@@ -133,6 +133,10 @@ class VersionRouter:
         self.store.save(route_key(model_id), entry, self.ttl_s)
         return entry
 
+    def set_route(self, model_id: str, entry: RouteEntry) -> None:
+        """Replace the cached route of model_id (the registry holds the same route already)."""
+        self.store.save(route_key(model_id), entry, self.ttl_s)
+
     def set_canary(self, model_id: str, version: str | None, weight: float) -> RouteEntry:
         """Send `weight` of model_id's traffic to `version`; weight 0 (or no version) ends the canary."""
         current = self.entry(model_id)

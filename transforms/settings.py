@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers (default: in-process queue).")
     flink_rest_url: str | None = Field(None, description="Flink REST URL of the session cluster.")
     blob_root: str | None = Field(None, description="Blob store root URI: file://, s3:// or gs:// (default: var).")
+    artifact_root: Path | None = Field(
+        None, description="Registered model versions, one directory each (default: <var_dir>/artifacts)."
+    )
+    triton_repository: Path | None = Field(
+        None, description="Triton's model repository, rewritten by the model lifecycle (Triton runs with "
+        "--model-control-mode=explicit); needed with IMGREC_TRITON_URL to register, promote or retire versions."
+    )
 
     # --- API ---
     host: str = Field("127.0.0.1", description="API bind address.")
@@ -51,6 +59,26 @@ class Settings(BaseSettings):
         20, description="Sync request rows are written in the background, batched over at most this long."
     )
     request_rows_max_batch: int = Field(500, description="Most sync request rows in one background write.")
+
+    keep_sync_images: bool = Field(
+        True, description="Keep a content-addressed copy of each image the sync path infers (blob store, images/), "
+        "so a warm promotion can compute a new version's results for the most requested images."
+    )
+
+    # --- admission control (per API key: a key's own row in `api_keys` overrides these defaults) ---
+    rate_limit_per_s: float = Field(50.0, description="Sync requests per second one API key may send (sustained).")
+    rate_limit_burst: int = Field(100, description="Sync requests one API key may send at once above the rate.")
+    max_concurrency_per_key: int = Field(16, description="Sync requests of one API key in flight in one API process.")
+    max_batch_items_in_flight: int = Field(
+        100_000, description="Batch items of one caller not yet finished; a batch that would exceed it gets 429."
+    )
+    sync_concurrency: int = Field(16, description="Sync recognitions running at once in one API process.")
+    sync_queue_size: int = Field(
+        64, description="Sync requests waiting for a running slot; beyond it a request is shed with 503 overloaded."
+    )
+    sync_queue_timeout_s: float = Field(
+        5.0, description="Longest wait of a sync request for a running slot before it is shed with 503 overloaded."
+    )
 
     # --- URL fetch (SSRF guard) ---
     fetch_connect_timeout_s: float = Field(3.0, description="Image URL connect timeout.")
@@ -72,6 +100,11 @@ class Settings(BaseSettings):
         0.0, description="Re-open the Triton gRPC channel this often (s), so servers added behind a DNS name get "
         "calls (Kubernetes: 60); 0: never."
     )
+    dependency_retry_s: float = Field(
+        30.0,
+        description="How long a batch step retries an unavailable Triton, database or blob store (backoff) before "
+        "the error goes to the engine (Flink restarts the job).",
+    )
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
@@ -89,17 +122,53 @@ class Settings(BaseSettings):
     # --- batch path ---
     batch_topic: str = Field("imgrec.batch.v1", description="Kafka topic of batch items.")
     dead_letter_topic: str = Field("imgrec.batch.dlq", description="Kafka topic of rejected messages.")
-    batch_partitions: int = Field(6, description="Partitions of the batch topic.")
+    results_topic: str = Field(
+        "imgrec.results.v1", description="Kafka topic of item results and batch completion events (exactly once)."
+    )
+    results_delivery: Literal["exactly-once", "at-least-once"] = Field(
+        "exactly-once",
+        description="Guarantee of the job's results topic: exactly-once (Kafka transactions, visible to read_committed "
+        "consumers at each checkpoint) or at-least-once (visible at once; a replay repeats answers).",
+    )
+    sync_results_to_topic: bool = Field(
+        False, description="Also write the sync path's answers to the results topic (at least once, by the API)."
+    )
+    batch_partitions: int = Field(6, description="Partitions of the batch topic (and of the results topic).")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
     batch_metrics_port: int | None = Field(
         None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."
     )
     webhook_max_attempts: int = Field(6, description="Delivery attempts of a completion webhook.")
+    stall_after_s: float = Field(
+        120.0,
+        description="A batch with unfinished items that makes no progress this long is reported stuck (metric "
+        "imgrec_batches_stalled and a log line naming the stage).",
+    )
+
+    # --- embeddings and similarity search ---
+    embedding_model_id: str = Field(
+        "image-embedding", description="The model whose vectors similarity search and near-duplicate hints use."
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, ge=0, le=1, description="Cosine similarity at or above which an earlier image is a near duplicate."
+    )
+    near_duplicate_max: int = Field(5, ge=1, description="Most near duplicates listed in one recognition answer.")
+    similarity_index_dtype: str = Field(
+        "f16", description="Scalar type of the similarity index's vectors: f32, f16 (half the memory) or i8."
+    )
+    similarity_save_interval_s: float = Field(
+        30.0, gt=0, description="How often changed similarity indexes are written to the blob store."
+    )
 
     @property
     def resolved_model_store(self) -> Path:
         """The model store directory."""
         return self.model_store or self.var_dir / "models"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        """Where registered versions' artifacts live."""
+        return self.artifact_root or self.var_dir / "artifacts"
 
     @property
     def resolved_database_url(self) -> str:

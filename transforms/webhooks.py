@@ -1,6 +1,10 @@
 """Completion webhooks: signed JSON POSTs from the outbox, retried with exponential backoff.
 
 The POST itself goes through the `WebhookSender` port (`transforms/adapters/httpx.py`, behind the SSRF guard).
+
+Every API replica runs a dispatcher; each claims due rows with a lease before sending (`Store.claim_webhooks`),
+so one webhook is sent by one replica. A replica that dies mid-send leaves its lease to run out and another sends
+again: every attempt carries the same `X-Imgrec-Delivery-Id`, so a receiver drops what it has already seen.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import hmac
 import json
 import logging
 import threading
+import uuid
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -20,6 +25,9 @@ from transforms.store import BatchSummary, Store
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
+DELIVERY_ID_HEADER = "X-Imgrec-Delivery-Id"
+# Longer than one attempt can take (connect + read timeouts), so a live replica never loses its claim mid-send.
+LEASE = timedelta(seconds=60)
 # outcome: delivered | retrying (failed, another attempt is scheduled) | gave_up (failed for the last time).
 DELIVERIES = Counter("imgrec_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
 for _outcome in ("delivered", "retrying", "gave_up"):
@@ -70,25 +78,27 @@ class WebhookDispatcher:
         self.sender = sender
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
+        self.owner = uuid.uuid4().hex  # this replica's name on the rows it claims
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def deliver_due(self) -> int:
-        """Attempt every due webhook once; returns how many were delivered."""
+        """Claim the due webhooks and attempt each once; returns how many were delivered."""
         delivered = 0
-        for row in self.store.due_webhooks():
+        for row in self.store.outbox.claim(self.owner, LEASE):
             delivered += self._attempt(row)
         return delivered
 
     def _attempt(self, row: dict[str, Any]) -> bool:
         batch_id = row["batch_id"]
-        summary = self.store.batch_summary(batch_id)
-        secret = self.store.webhook_secret(row["caller_id"]) or ""
+        summary = self.store.batches.summary(batch_id)
+        secret = self.store.keys.webhook_secret(row["caller_id"]) or ""
         body = json.dumps(payload(summary), separators=(",", ":")).encode() if summary else b"{}"
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(secret, body),
             "X-Imgrec-Batch-Id": batch_id,
+            DELIVERY_ID_HEADER: row["delivery_id"],
         }
         status_code: int | None = None
         error: str | None = None
@@ -101,7 +111,7 @@ class WebhookDispatcher:
             ok, error = False, str(exc)
         attempts = row["attempts"] + 1
         retry_in = None if ok else self.retry_in(attempts)
-        self.store.record_webhook_attempt(batch_id, status_code, error, ok, retry_in)
+        self.store.outbox.record_attempt(batch_id, status_code, error, ok, retry_in, owner=self.owner)
         DELIVERIES.labels("delivered" if ok else "retrying" if retry_in else "gave_up").inc()
         if not ok:
             log.warning("webhook for batch %s failed (attempt %d): %s", batch_id, attempts, error)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import caller_id
+from api.auth import api_key, caller_id
 from api.schemas import (
     BatchAccepted,
     BatchItemResult,
@@ -15,28 +16,47 @@ from api.schemas import (
     BatchStatus,
     ErrorBody,
     ErrorResponse,
-    LabelOut,
     RejectedItem,
+    embedding_out,
 )
+from transforms.batch_submission import Submission
 from transforms.errors import RecognitionError
+from transforms.store import ApiKey
 
 router = APIRouter(tags=["batch"])
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 503)}
+SUBMIT_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)}
 
 
 @router.post(
     "/v1/recognize/batch",
     response_model=BatchAccepted,
     status_code=202,
-    responses=ERRORS,
+    responses=SUBMIT_ERRORS,
     summary="Submit a batch of images for asynchronous recognition",
 )
 async def submit_batch(
-    body: BatchRequest, request: Request, caller: Annotated[str, Depends(caller_id)]
+    body: BatchRequest,
+    request: Request,
+    response: Response,
+    key: Annotated[ApiKey, Depends(api_key)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255,
+               description="Repeat a request with the same key (and body) to get the batch it created, not a new one."),
+    ] = None,
 ) -> BatchAccepted:
     """Validate every item (bad ones are listed with reasons), queue the rest, and estimate completion."""
     services = request.app.state.services
-    batch = await run_in_threadpool(services.batches.submit, caller, body.items, body.callback_url)
+    who = Submission(
+        key.caller_id,
+        idempotency_key=idempotency_key,
+        fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+        max_items_in_flight=request.app.state.admission.batch_items_allowed(key),
+    )
+    batch = await run_in_threadpool(services.batches.submit, who, body.items, body.callback_url)
+    if batch.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return BatchAccepted(
         batch_id=batch.batch_id,
         accepted_count=batch.accepted_count,
@@ -60,13 +80,13 @@ def batch_status(
 ) -> BatchStatus:
     """Counts by state; once the batch has ended, one page of results in item order."""
     store = request.app.state.services.store
-    summary = store.batch_summary(batch_id)
+    summary = store.batches.summary(batch_id)
     if summary is None or summary.caller_id != caller:  # another caller's batch does not exist for you
         raise RecognitionError("batch_not_found", f"There is no batch {batch_id!r}.", http_status=404)
     status = summary.status
     results = next_offset = None
     if status not in ("pending", "processing"):
-        rows = store.batch_results(batch_id, offset, limit)
+        rows = store.batches.results(batch_id, offset, limit)
         results = [_item(r) for r in rows]
         if offset + len(rows) < summary.total_count:
             next_offset = offset + len(rows)
@@ -83,15 +103,14 @@ def batch_status(
 
 
 def _item(row: dict) -> BatchItemResult:
-    error = ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
-    return BatchItemResult(
-        request_id=row["request_id"],
-        index=row["item_index"],
-        status=row["status"],
-        model_id=row["model_id"],
-        model_version=row["model_version"],
-        labels=[LabelOut(**lbl) for lbl in row["labels"]] if row["labels"] is not None else None,
-        cache_hit=row["cache_hit"],
-        threshold_applied=row["threshold_applied"],
-        error=error,
+    """A row of `batches.results` (request, result, error columns) as the API shows an item."""
+    vector = row["embedding"]
+    embedding = None if vector is None else embedding_out(vector)
+    return BatchItemResult.model_validate(
+        {**row, "index": row["item_index"], "error": error_body(row), "embedding": embedding}
     )
+
+
+def error_body(row: dict) -> ErrorBody | None:
+    """The error of a request row (its error_code and error_message columns), None when it has none."""
+    return ErrorBody(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None

@@ -37,7 +37,7 @@ def index() -> FileResponse:
 @router.get(f"{ASSETS_PATH}/models")
 async def models(request: Request, _: Annotated[str, Depends(caller_id)]) -> list[ConsoleModel]:
     """Active models from the registry table, for the picker when the API has no `GET /v1/models`."""
-    rows = await run_in_threadpool(request.app.state.services.store.get_model_versions)
+    rows = await run_in_threadpool(request.app.state.services.store.registry.versions)
     return [
         ConsoleModel(
             model_id=row.model_id,

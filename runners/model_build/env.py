@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from transforms.intake import sha256_file
+
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 
 
@@ -23,14 +25,6 @@ def cache_root() -> Path:
     """`$XDG_CACHE_HOME/imgrec/model-build` (default ~/.cache): survives `make clean` and fresh clones."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "imgrec" / "model-build"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:

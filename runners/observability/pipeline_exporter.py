@@ -123,7 +123,7 @@ class PipelineCollector(Collector):
         yield messages
 
     def _batches(self) -> Iterator[Metric]:
-        count, oldest = self.store.open_batches()
+        count, oldest = self.store.batches.unfinished()
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
         yield GaugeMetricFamily("imgrec_batches_open", "Batches with items still to finish.", value=count)
         yield GaugeMetricFamily(

@@ -72,7 +72,7 @@ def down(
 
 @stack_app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per component.")] = False) -> None:
-    """Each component's pid, URL and health."""
+    """Each component's pid, URL, health and how often the supervisor restarted it."""
     rows = _stack().status()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -103,11 +103,12 @@ def env() -> None:
 
 
 def _print_status(rows: list[dict], timings: dict[str, float]) -> None:
-    table = Table("component", "pid", "url", "healthy", "start-up s")
+    table = Table("component", "pid", "url", "healthy", "restarts", "start-up s")
     for row in rows:
         seconds = timings.get(row["name"])
         table.add_row(row["name"], str(row["pid"] or "-"), row["url"],
                       "[green]yes[/green]" if row["healthy"] else "[red]no[/red]",
+                      str(row["restarts"]) if row["restarts"] else "[dim]0[/dim]",
                       f"{seconds:.1f}" if seconds is not None else "")
     console.print(table)
     if "flink-job" in timings:

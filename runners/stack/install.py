@@ -14,6 +14,12 @@ from runners.stack.settings import StackSettings
 
 HERE = Path(__file__).resolve().parent
 KAFKA_POM = HERE / "kafka-pom.xml"
+KAFKA_TOOLS_POM = HERE / "kafka-tools-pom.xml"
+# The Kafka distribution's bin/ scripts of the same names run these classes (through kafka-run-class.sh).
+KAFKA_CONSOLE_TOOLS = {
+    "kafka-console-producer.sh": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer.sh": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+}
 FLINK_METRICS_POM = HERE / "flink-metrics-pom.xml"
 APT_PACKAGES = {
     "postgresql": "/usr/lib/postgresql/*/bin/initdb",
@@ -83,6 +89,21 @@ def ensure_kafka_jars(settings: StackSettings, say: Callable[[str], None] = prin
     return maven_jars(KAFKA_POM, {"kafka.version": version}, settings.kafka_jars_dir, f"kafka_2.13-{version}.jar", say)
 
 
+def ensure_kafka_tools(settings: StackSettings, say: Callable[[str], None] = print) -> Path:
+    """Kafka's console producer and consumer: their jars from Maven Central (once per version), and the
+    distribution's `bin/kafka-console-{producer,consumer}.sh` as small scripts in `kafka_bin_dir`."""
+    version = settings.kafka_version
+    jars = maven_jars(KAFKA_TOOLS_POM, {"kafka.version": version}, settings.kafka_tools_dir,
+                      f"kafka-tools-{version}.jar", say)
+    settings.kafka_bin_dir.mkdir(parents=True, exist_ok=True)
+    for script, main_class in KAFKA_CONSOLE_TOOLS.items():
+        path, text = settings.kafka_bin_dir / script, f'#!/bin/sh\nexec java -cp "{jars}/*" {main_class} "$@"\n'
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            path.chmod(0o755)
+    return settings.kafka_bin_dir
+
+
 def ensure_flink_reporter(settings: StackSettings, say: Callable[[str], None] = print) -> Path:
     """Flink's Prometheus metrics reporter (a plugin folder), resolved once per Flink version into the cache."""
     version = flink_version()
@@ -102,5 +123,6 @@ def install(settings: StackSettings, say: Callable[[str], None] = print) -> None
     """Everything the stack needs; idempotent."""
     ensure_system_packages(say)
     ensure_kafka_jars(settings, say)
+    ensure_kafka_tools(settings, say)
     ensure_flink_reporter(settings, say)
     ensure_connector_jars(settings, say)

@@ -32,7 +32,9 @@ class StackSettings(BaseSettings):
         "postgres", description="Unprivileged OS user that runs PostgreSQL when the stack is started as root."
     )
     postgres_bin_dir: Path | None = Field(None, description="PostgreSQL binaries (default: newest in /usr/lib).")
-    postgres_fsync: bool = Field(False, description="fsync on (off: faster local instance, not crash-safe).")
+    postgres_fsync: bool = Field(
+        True, description="fsync on (off: a faster throw-away instance that can lose acknowledged commits on a crash)."
+    )
 
     redis_port: int = Field(16379, description="Redis port.")
     redis_aof: bool = Field(False, description="Turn on Redis AOF persistence (off: pure cache).")
@@ -72,7 +74,8 @@ class StackSettings(BaseSettings):
     api_port: int = Field(18080, description="Port of the API started by the stack.")
     submit_job: bool = Field(True, description="Submit the batch job to Flink during `stack up`.")
 
-    start_timeout_s: float = Field(120.0, description="Longest wait for one component to become ready.")
+    # A JVM (Kafka, Flink) on a 2-core machine shared with other stacks took over 120 s to start; quiet, ~10 s.
+    start_timeout_s: float = Field(300.0, description="Longest wait for one component to become ready.")
     stop_timeout_s: float = Field(30.0, description="Longest wait for one component to stop before SIGKILL.")
 
     @classmethod
@@ -94,6 +97,16 @@ class StackSettings(BaseSettings):
     def kafka_jars_dir(self) -> Path:
         """The broker's jars for the configured version."""
         return self.cache_dir / f"kafka-{self.kafka_version}" / "jars"
+
+    @property
+    def kafka_tools_dir(self) -> Path:
+        """Kafka's command-line tools (console producer and consumer) for the configured version."""
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "tools"
+
+    @property
+    def kafka_bin_dir(self) -> Path:
+        """`kafka-console-producer.sh` and `kafka-console-consumer.sh`, as in the Kafka distribution's bin/."""
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "bin"
 
     @property
     def flink_reporter_dir(self) -> Path:
@@ -136,6 +149,11 @@ class StackSettings(BaseSettings):
         return f"http://{self.host}:{self.triton_metrics_port}/metrics"
 
     @property
+    def triton_repository_dir(self) -> Path:
+        """The model repository Triton serves, which the model lifecycle rewrites."""
+        return self.triton_repository or self.root / "triton" / "models"
+
+    @property
     def flink_rest_url(self) -> str:
         """Flink REST API and web UI."""
         return f"http://{self.host}:{self.flink_rest_port}"
@@ -158,6 +176,7 @@ class StackSettings(BaseSettings):
             "IMGREC_TRITON_URL": self.triton_url,
             "IMGREC_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "IMGREC_FLINK_REST_URL": self.flink_rest_url,
+            "IMGREC_TRITON_REPOSITORY": str(self.triton_repository_dir),
         }
 
     def service_settings(self, base: Settings) -> Settings:
@@ -170,5 +189,6 @@ class StackSettings(BaseSettings):
                 "kafka_bootstrap": self.kafka_bootstrap,
                 "flink_rest_url": self.flink_rest_url,
                 "batch_metrics_port": self.flink_metrics_port,
+                "triton_repository": self.triton_repository_dir,
             }
         )

@@ -10,6 +10,7 @@ from runners.stack.components.api import Api
 from runners.stack.components.base import Component
 from runners.stack.components.exporters import PipelineExporter, RedisExporter
 from runners.stack.components.flink import FlinkJobManager, FlinkTaskManager
+from runners.stack.components.job_keeper import JobKeeper
 from runners.stack.components.kafka import Kafka
 from runners.stack.components.postgres import Postgres
 from runners.stack.components.prometheus import Prometheus
@@ -19,7 +20,8 @@ from runners.stack.settings import StackSettings
 from transforms.settings import Settings
 
 COMPONENT_TYPES: tuple[type[Component], ...] = (
-    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, Api, RedisExporter, PipelineExporter, Prometheus,
+    Postgres, Redis, Kafka, Triton, FlinkJobManager, FlinkTaskManager, JobKeeper, Api,
+    RedisExporter, PipelineExporter, Prometheus,
 )
 # What watches the others: started last, once there is something to scrape.
 MONITORING = (RedisExporter.name, PipelineExporter.name, Prometheus.name)
@@ -72,10 +74,14 @@ class Stack:
         return timings
 
     def submit_job(self) -> str:
-        """Submit the batch job to the Flink cluster (a running one is kept); its job id."""
+        """Submit the batch job to the Flink cluster (a running one is kept) and wait until it is ready (its Kafka
+        source holds every partition); its job id."""
+        from pipelines.readiness import wait_ready
         from pipelines.submit import submit_job
 
-        return submit_job(self.app_settings)
+        job_id = submit_job(self.app_settings)
+        wait_ready(self.app_settings, timeout_s=self.settings.start_timeout_s)
+        return job_id
 
     def up(self) -> dict[str, float]:
         """Start everything: the services, the batch job, the API, then monitoring; seconds taken by each."""

@@ -52,9 +52,9 @@ BAD_INPUTS = [
         422,
         "image_truncated",
     ),
-    ({"image_url": "http://[::1]:9/x.jpg", "model_id": SCENE}, 400, "url_forbidden"),
-    ({"image_url": "http://169.254.169.254/latest/meta-data", "model_id": SCENE}, 400, "url_forbidden"),
-    ({"image_url": "ftp://example.com/x.jpg", "model_id": SCENE}, 400, "url_forbidden"),
+    ({"image_url": "http://[::1]:9/x.jpg", "model_id": SCENE}, 422, "url_forbidden"),
+    ({"image_url": "http://169.254.169.254/latest/meta-data", "model_id": SCENE}, 422, "url_forbidden"),
+    ({"image_url": "ftp://example.com/x.jpg", "model_id": SCENE}, 400, "bad_url"),
     ({"image_url": "http:///x.jpg", "model_id": SCENE}, 400, "bad_url"),
     ({"model_id": SCENE, "unexpected": 1}, 422, "invalid_request"),
 ]

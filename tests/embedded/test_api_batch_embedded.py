@@ -55,7 +55,7 @@ def test_batch_runs_to_done_with_repeats_cached_and_signed_webhook(client) -> No
         assert results[0]["labels"] == results[2]["labels"] == results[4]["labels"]
         assert received.event.wait(30), "webhook not delivered"
     headers_in, body = received.deliveries[0]
-    secret = c.app.state.services.store.webhook_secret("tester")
+    secret = c.app.state.services.store.keys.webhook_secret("tester")
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers_in["x-signature"], expected)
     payload = json.loads(body)
@@ -64,7 +64,7 @@ def test_batch_runs_to_done_with_repeats_cached_and_signed_webhook(client) -> No
     assert all(r["cache_hit"] for r in repeat["results"])  # the second submission is served from the cache
     assert [r["labels"] for r in repeat["results"]] == [r["labels"] for r in results]
     assert (payload["batch_id"], payload["status"], payload["completed_count"]) == (accepted["batch_id"], "done", 5)
-    attempts = c.app.state.services.store.webhook_attempts(accepted["batch_id"])
+    attempts = c.app.state.services.store.outbox.attempts(accepted["batch_id"])
     assert [a["status_code"] for a in attempts] == [503, 204]  # the first failure was retried
 
 
@@ -88,7 +88,7 @@ def test_only_the_owner_can_read_a_batch(client) -> None:
         json={"items": [{"image_data": b64(photo_bytes(size=70)), "model_id": SCENE}]},
         headers=headers,
     ).json()["batch_id"]
-    other = {"Authorization": "Bearer " + c.app.state.services.store.create_api_key("mallory")}
+    other = {"Authorization": "Bearer " + c.app.state.services.store.keys.create("mallory")}
     r = c.get(f"/v1/recognize/batch/{batch_id}", headers=other)
     assert (r.status_code, r.json()["error"]["code"]) == (404, "batch_not_found")
 
@@ -107,4 +107,4 @@ def test_batch_limits_and_validation(client) -> None:
         json={"items": [{"image_url": "http://example.com/a.jpg", "model_id": SCENE}], "callback_url": "file:///x"},
         headers=headers,
     )
-    assert (r.status_code, r.json()["error"]["code"]) == (400, "url_forbidden")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "bad_url")

@@ -15,6 +15,7 @@ from transforms.composition import build_ports
 from transforms.messages import BatchItemMessage
 from transforms.model_registry import load_registry
 from transforms.settings import REPO_ROOT, Settings
+from transforms.store import NewBatch, NewRequest
 
 SCENE = "scene-classification"
 
@@ -27,7 +28,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory):
     )
     upgrade(settings.resolved_database_url)
     built = BatchSteps(build_ports(settings))
-    built.ports.store.seed_registry(load_registry())
+    built.ports.store.registry.seed(load_registry())
     yield built
     built.close()
 
@@ -104,7 +105,7 @@ def test_a_model_fault_fails_the_micro_batch_instead_of_replaying_it(steps) -> N
     # every batch. Replaying would stall the pipeline forever; the items fail with a code instead.
     tiny = next(m for m in load_registry() if m.model_id == "tiny-rgb")
     broken = dataclasses.replace(tiny, model_id="tiny-misfit", extra={**tiny.extra, "resize": 9, "crop": 9})
-    steps.ports.store.seed_registry([broken])
+    steps.ports.store.registry.seed([broken])
     uri = steps.ports.blobs.put("claims/misfit.jpg", photo_bytes("coffee", size=64))
     msg = BatchItemMessage(request_id="misfit-0", caller_id="producer", model_id="tiny-misfit", image_uri=uri)
     assert steps.run([msg]) == []
@@ -121,3 +122,20 @@ def test_lookup_copies_serves_every_copy_of_a_cached_image(steps) -> None:
     assert hits is not None
     assert [(h.msg.request_id, h.cache_hit) for h in hits] == [(f"copies-{i}", True) for i in range(3)]
     assert len({tuple(h.labels) for h in hits}) == 1
+
+
+def test_a_producer_batch_id_joins_only_a_batch_of_its_own_caller(steps) -> None:
+    # A direct producer may group its items under a batch_id the store does not know, or mistype another
+    # caller's: the item is recognised as a lone request (a row that named it would break the foreign key and
+    # stall the job on every replay, or count towards someone else's batch).
+    store = steps.ports.store
+    store.batches.create(NewBatch("theirs", "someone-else", None, []),
+                         [NewRequest("their-0", "someone-else", SCENE, batch_id="theirs", item_index=0)])
+    uri = steps.ports.blobs.put("claims/own-batch.jpg", photo_bytes("coffee", size=160))
+    msgs = [message(steps, f"own-batch-{i}", uri, batch_id=batch_id, item_index=0)
+            for i, batch_id in enumerate(("unknown", "theirs"))]
+    steps.run([m.to_json() for m in msgs])
+    for m in msgs:
+        row = store.requests.get(m.request_id)
+        assert (row["status"], row["batch_id"]) == ("done", None)
+    assert store.batches.summary("theirs").total_count == 1

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from api.routes.health import router as health_router
 from pipelines.flink_job import parse_args
-from pipelines.job_spec import CONSUMER_GROUP
+from pipelines.job_spec import CONSUMER_GROUP, load_settings
 from runners.cli import app
 from runners.deploy.chart import CHART_DIR, SIZES, ChartError, Manifest, lint, render, validate
 from runners.deploy.tools import helm_path
@@ -151,8 +151,9 @@ def test_flink_deployment_runs_the_pyflink_job_with_stateful_upgrades_and_autosc
     assert (REPO_ROOT / Path(script).relative_to("/opt/imgrec")).exists()
     # The job's own argument parser accepts what the operator passes it; settings come from the pods' env.
     monkeypatch.setenv("IMGREC_KAFKA_BOOTSTRAP", "kafka:9092")
-    settings, options, state_dir = parse_args(job["args"][job["args"].index("-py") + 2:])
-    assert settings.kafka_bootstrap == "kafka:9092" and state_dir is None and options.preprocess_parallelism >= 1
+    settings_file, options, state_dir = parse_args(job["args"][job["args"].index("-py") + 2:])
+    assert settings_file is None and state_dir is None and options.preprocess_parallelism >= 1
+    assert load_settings(settings_file).kafka_bootstrap == "kafka:9092"
     assert flink["spec"]["podTemplate"]["spec"]["nodeSelector"]  # CPU preprocessing on the CPU pool
 
 

@@ -1,10 +1,11 @@
-"""Golden outputs of the four real models on photographs that ship with scikit-image (in-process ONNX Runtime).
+"""Golden outputs of the real models on photographs that ship with scikit-image (in-process ONNX Runtime).
 
 The same helpers serve the Triton comparison in test_backends_triton.py.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,7 +20,7 @@ from transforms.handlers.base import Prediction
 from transforms.model_registry import find
 from transforms.settings import get_settings
 
-ZOO = ("object-detection", "scene-classification", "face-detection", "nsfw-classification")
+ZOO = ("object-detection", "scene-classification", "face-detection", "nsfw-classification", "image-embedding")
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
@@ -91,13 +92,32 @@ def test_nsfw_scores_safe_photos_low(ort_backend: OnnxRuntimeBackend) -> None:
         assert abs(sum(scores.values()) - 1) < 1e-4
 
 
+def test_embedding_is_a_unit_vector_close_for_a_copy_and_far_for_other_photos(ort_backend: OnnxRuntimeBackend) -> None:
+    astronaut = photo("astronaut")
+    copy = astronaut.resize((300, 300))  # 512 -> 300 px, then JPEG at quality 50
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=50)
+    copy = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    images = (astronaut, copy, photo("coffee"), photo("rocket"))
+    original, resized, *others = predict(ort_backend, "image-embedding", *images)
+    assert original.labels == [] and original.embedding is not None and original.embedding.shape == (1280,)
+    assert abs(float(np.linalg.norm(original.embedding)) - 1) < 1e-5
+    threshold = get_settings().near_duplicate_threshold
+    assert float(original.embedding @ resized.embedding) >= threshold
+    assert all(float(original.embedding @ other.embedding) < threshold - 0.2 for other in others)
+
+
+def assert_same_prediction(a: Prediction, b: Prediction, atol: float) -> None:
+    assert [x.label for x in a.labels] == [x.label for x in b.labels]
+    np.testing.assert_allclose([x.score for x in a.labels], [x.score for x in b.labels], rtol=1e-4, atol=atol)
+    if a.embedding is not None or b.embedding is not None:
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=atol)
+
+
 @pytest.mark.parametrize("model_id", ZOO)
 def test_batch_of_three_equals_three_single_runs(ort_backend: OnnxRuntimeBackend, model_id: str) -> None:
     images = [photo(n) for n in PHOTOS]
     batched = predict(ort_backend, model_id, *images)
     for image, together in zip(images, batched, strict=True):
         (alone,) = predict(ort_backend, model_id, image)
-        assert [x.label for x in alone.labels] == [x.label for x in together.labels]
-        np.testing.assert_allclose(
-            [x.score for x in alone.labels], [x.score for x in together.labels], rtol=1e-4, atol=1e-5
-        )
+        assert_same_prediction(alone, together, atol=1e-5)

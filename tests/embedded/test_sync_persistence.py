@@ -53,7 +53,7 @@ def test_clean_shutdown_writes_every_row_and_raw_output(tmp_path) -> None:
     output_names = get_handler(model, MODEL_STORE).output_names
     try:
         for answer in answered:
-            row = store.get_request(answer["request_id"])
+            row = store.requests.get(answer["request_id"])
             assert row is not None and row["status"] == "done", answer
             assert row["labels"] == answer["labels"] and row["cache_hit"] == answer["cache_hit"]
             if answer["cache_hit"]:

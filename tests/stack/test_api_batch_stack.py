@@ -9,6 +9,7 @@ import json
 import uuid
 
 from tests.api_helpers import api_client, photo_variants, wait_batch_done
+from tests.contracts.api_similarity import check_batch_fills_the_index, new_caller
 from tests.webhook_receiver import webhook_receiver
 
 SCENE = "scene-classification"
@@ -59,8 +60,14 @@ def test_two_hundred_photos_with_repeats_end_to_end_with_signed_webhook(job, tmp
         repeat = wait_batch_done(client, headers, second)["results"]
         assert all(r["cache_hit"] for r in repeat)
         assert [r["labels"] for r in repeat] == [by_image[img][0]["labels"] for img in distinct[::2]]
-        secret = client.app.state.services.store.webhook_secret("tester")
+        secret = client.app.state.services.store.keys.webhook_secret("tester")
     headers_in, body = received.deliveries[0]
     expected_sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers_in["x-signature"], expected_sig)
     assert json.loads(body)["batch_id"] == batch_id and json.loads(body)["status"] == "done"
+
+
+def test_the_flink_sink_fills_the_similarity_index(job) -> None:
+    settings, _ = job
+    with api_client(settings) as (client, _):
+        check_batch_fills_the_index(client, new_caller(client))

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.embedded.test_models_golden import PHOTOS, ZOO, photo, predict
+from tests.embedded.test_models_golden import PHOTOS, ZOO, assert_same_prediction, photo, predict
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
@@ -33,8 +33,7 @@ def test_triton_and_onnxruntime_agree(triton: TritonBackend, model_id: str) -> N
     finally:
         local.close()
     for want, got in zip(expected, predict(triton, model_id, *images), strict=True):
-        assert [x.label for x in got.labels] == [x.label for x in want.labels]
-        np.testing.assert_allclose([x.score for x in got.labels], [x.score for x in want.labels], atol=1e-4)
+        assert_same_prediction(got, want, atol=1e-4)
         for a, b in zip(got.labels, want.labels, strict=True):
             if a.bounding_box is not None:
                 np.testing.assert_allclose(a.bounding_box, b.bounding_box or [], atol=0.05)

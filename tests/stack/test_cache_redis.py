@@ -16,7 +16,7 @@ from runners.stack.ports import free_ports
 from tests.contracts.cache import LABELS, ROUNDED, TTL, ResultCacheContract, unique
 from tests.unit.test_cache import redis_errors
 from transforms.adapters.redis import RedisResultCache
-from transforms.cache import MemoryResultCache, ResultCache, decode_labels
+from transforms.cache import CachedResult, MemoryResultCache, ResultCache, decode_result
 from transforms.composition import make_cache
 from transforms.settings import Settings
 
@@ -40,7 +40,7 @@ def test_redis_layout_encoding_and_ttl(redis_conn: redis.Redis) -> None:
     assert json.loads(lz4.frame.decompress(raw)) == [label.to_dict() for label in LABELS]
     assert TTL - 5 <= redis_conn.ttl(key) <= TTL
     # One value is readable by every process: a second client sees it.
-    assert RedisResultCache(redis_conn, TTL).get(image, "scene", "2024-01") == decode_labels(raw)
+    assert RedisResultCache(redis_conn, TTL).get(image, "scene", "2024-01") == decode_result(raw)
 
 
 def test_unreadable_redis_value_is_a_miss(redis_conn: redis.Redis) -> None:
@@ -110,10 +110,10 @@ def test_redis_outage_then_recovery(private_redis: PrivateRedis) -> None:
 
     private_redis.start()
     cache.put("h", "m", "1", LABELS)
-    assert cache.get("h", "m", "1") == ROUNDED
+    assert cache.get("h", "m", "1") == CachedResult(ROUNDED)
 
     # A restart between two calls leaves a stale pooled connection: it is replaced without a miss.
     private_redis.stop()
     private_redis.start()
     cache.put("h", "m", "1", LABELS[:1])
-    assert cache.get("h", "m", "1") == ROUNDED[:1]
+    assert cache.get("h", "m", "1") == CachedResult(ROUNDED[:1])

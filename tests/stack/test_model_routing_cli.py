@@ -6,28 +6,19 @@ import base64
 import dataclasses
 import json
 import os
-import uuid
 from collections import Counter
 
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from tests.api_helpers import api_client, imgrec, photo_bytes
+from tests.db_helpers import fresh_database
 from transforms.adapters.sql import SqlStore, upgrade
 from transforms.model_registry import find
 from transforms.settings import REPO_ROOT, Settings
 
 DRAWS = 300
 WEIGHT = 0.3
-
-
-def fresh_database(postgres_url: str) -> str:
-    name = "route_" + uuid.uuid4().hex[:10]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
 
 
 def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str, tmp_path) -> None:
@@ -49,6 +40,8 @@ def test_canary_share_of_traffic_and_promotion(postgres_url: str, redis_url: str
         model_store=REPO_ROOT / "var" / "models",
         database_url=database_url,
         redis_url=redis_url,
+        rate_limit_per_s=10_000,  # 300 draws as fast as the app answers: a routing test, not a rate-limit one
+        rate_limit_burst=10_000,
         _env_file=None,
     )
     image = base64.b64encode(photo_bytes("coffee", size=32)).decode()

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from runners.observability.pipeline_exporter import PipelineCollector
 from transforms.composition import migrate
 from transforms.settings import Settings
-from transforms.store import NewRequest
+from transforms.store import NewBatch, NewRequest
 
 
 def _produce(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
@@ -64,7 +64,8 @@ def test_lag_dead_letters_and_open_batches(kafka_bootstrap: str, tmp_path: Path)
     consumer.close()
     assert (lag(0), lag(1)) == (1, 3)
 
-    collector.store.create_batch("b1", "alice", [NewRequest("r1", "alice", "m", batch_id="b1", item_index=0)], None, [])
+    first = NewRequest("r1", "alice", "m", batch_id="b1", item_index=0)
+    collector.store.batches.create(NewBatch("b1", "alice", None, []), [first])
     assert registry.get_sample_value("imgrec_batches_open") == 1
     assert registry.get_sample_value("imgrec_batch_oldest_open_seconds") >= 0
     collector.kafka.close()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
+import httpx
 from kafka import KafkaConsumer, KafkaProducer
 from PIL import Image
 from sqlalchemy import func, select
@@ -15,6 +18,7 @@ from sqlalchemy import func, select
 from pipelines.job_spec import JobOptions
 from pipelines.submit import cancel_job, job_status, submit_job
 from tests.api_helpers import photo_variants
+from tests.conftest import JOB_SECRET
 from tests.job_helpers import wait_running
 from transforms.adapters.kafka import KafkaBatchQueue
 from transforms.adapters.sql import SqlStore
@@ -146,3 +150,23 @@ def _solid_jpeg() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def test_no_secret_on_a_command_line_in_the_job_arguments_or_the_flink_ui(job) -> None:
+    settings, _ = job
+    assert JOB_SECRET in settings.resolved_database_url
+    rest = settings.flink_rest_url
+    job_id = job_status(settings).job_id
+    pages = [f"/jobs/{job_id}", f"/jobs/{job_id}/config", f"/jobs/{job_id}/plan", "/jobmanager/config",
+             f"/jobs/{job_id}/exceptions"]
+    managers = httpx.get(f"{rest}/taskmanagers", timeout=10).json()["taskmanagers"]
+    pages += [f"/taskmanagers/{tm['id']}" for tm in managers]
+    for page in pages:
+        r = httpx.get(f"{rest}{page}", timeout=10)
+        assert r.status_code == 200 and JOB_SECRET not in r.text, page
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert JOB_SECRET.encode() not in cmdline, pid

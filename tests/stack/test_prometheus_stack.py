@@ -63,7 +63,7 @@ def prometheus(job, test_stack: TestStack) -> Iterator[PrometheusApi]:
     began = time.time()
     stack = test_stack.ensure("api", *MONITORING)
     api = stack.api_url
-    headers = {"Authorization": f"Bearer {store.create_api_key('observer')}"}
+    headers = {"Authorization": f"Bearer {store.keys.create('observer')}"}
     prom = PrometheusApi(stack.prometheus_url, began)
     # Rates need a counter to move between two scrapes: every target is scraped once before any traffic, and the
     # sync traffic comes in two waves (a miss and a hit each) with a scrape between them.

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from runners.stack.process import group_members
+from runners.stack.settings import StackSettings
+from runners.stack.supervisor import Supervisor
 from tests.conftest import PORT_FIELDS, free_ports
 from transforms.settings import REPO_ROOT, Settings
 
@@ -34,11 +36,11 @@ def test_stack_up_status_down_leaves_no_process(stack_root: Path) -> None:
         rows = json.loads(imgrec(env, "stack", "status", "--json").stdout)
         pgids = [row["pid"] for row in rows if row["pid"]]
         assert {row["name"] for row in rows} == {
-            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "api",
+            "postgres", "redis", "kafka", "triton", "flink-jobmanager", "flink-taskmanager", "flink-job-keeper", "api",
             "redis-exporter", "pipeline-exporter", "prometheus"}
         assert {"name": "prometheus", "url": f"http://127.0.0.1:{ports['prometheus_port']}"}.items() <= next(
             row for row in rows if row["name"] == "prometheus").items()
-        assert all(row["healthy"] for row in rows), rows
+        assert all(row["healthy"] and row["restarts"] == 0 for row in rows), rows
         assert len(pgids) == len(rows)
         again = imgrec(env, "stack", "up", "--only", "redis")
         assert again.returncode == 0, again.stdout + again.stderr
@@ -50,6 +52,8 @@ def test_stack_up_status_down_leaves_no_process(stack_root: Path) -> None:
         down = imgrec(env, "stack", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert {pgid: group_members(pgid) for pgid in pgids if group_members(pgid)} == {}
+    socket = stack_root / "run" / "supervisor.sock"
+    assert not socket.exists() or not Supervisor(StackSettings(root=stack_root)).running()
     assert not list(Path("/dev/shm").glob(f"imgrec_triton_{ports['triton_grpc_port']}_*"))
     rows = json.loads(imgrec(env, "stack", "status", "--json").stdout)
     assert [row["pid"] for row in rows] == [None] * len(rows)

@@ -1,10 +1,11 @@
-"""Stack mechanics: failures name the component and its log; stopping reaches the whole group and only it."""
+"""Stack mechanics: failures name the component and its log; the supervisor restarts a component that dies,
+counts it, and stopping reaches the whole process group and ends the supervisor with its last component."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from runners.stack.components.base import ComponentError
 from runners.stack.components.redis import Redis
-from runners.stack.process import PidFile, group_members, spawn, stop_group
+from runners.stack.ports import free_ports
+from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 
 
@@ -29,39 +31,25 @@ def test_port_in_use_fails_naming_the_component_and_its_log(stack_root: Path) ->
     assert str(redis.log_path) in message
     assert "Address already in use" in message
     assert redis.pid() is None
+    assert not redis.supervisor.running(), "the supervisor ends when it has nothing left to run"
 
 
-def test_stop_group_ends_every_member_and_nothing_else(stack_root: Path) -> None:
-    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    leader = spawn(["sh", "-c", "sleep 60 & sleep 60 & wait"], stack_root / "group.log", {"PATH": "/usr/bin:/bin"},
-                   cwd=stack_root)
+def test_a_killed_component_is_restarted_counted_and_stopped_with_its_group(stack_root: Path) -> None:
+    redis = Redis(StackSettings(root=stack_root, redis_port=free_ports(1)[0], start_timeout_s=30))
     try:
-        for _ in range(50):
-            if len(group_members(leader.pid)) == 3:
-                break
+        redis.start()
+        first = redis.pid()
+        assert first is not None and redis.status()["restarts"] == 0
+        os.killpg(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (redis.pid() not in (None, first) and redis.healthy()):
+            assert time.monotonic() < deadline, "not restarted"
             time.sleep(0.1)
-        assert len(group_members(leader.pid)) == 3
-        assert stop_group(leader.pid, signal.SIGTERM, timeout_s=5)
-        assert group_members(leader.pid) == []
-        assert bystander.poll() is None
+        second = redis.pid()
+        while redis.status()["restarts"] != 1:
+            assert time.monotonic() < deadline, redis.status()
+            time.sleep(0.1)
     finally:
-        bystander.kill()
-        bystander.wait()
-
-
-def test_pid_file_ignores_a_dead_or_reused_pid(stack_root: Path) -> None:
-    pid_file = PidFile(stack_root / "x.pid")
-    done = subprocess.Popen(["true"])
-    done.wait()
-    pid_file.write(done.pid)
-    assert pid_file.alive() is None
-    live = subprocess.Popen(["sleep", "30"])
-    try:
-        pid_file.write(live.pid)
-        assert pid_file.alive() == live.pid
-        # Same pid, different start time: another process now owns that pid.
-        pid_file.path.write_text(f"{live.pid} 1\n")
-        assert pid_file.alive() is None
-    finally:
-        live.kill()
-        live.wait()
+        assert redis.stop()
+    assert group_members(second) == [] and redis.pid() is None
+    assert not redis.supervisor.running()

@@ -64,7 +64,7 @@ def ports(settings: Settings, migrated_sqlite: Path) -> Iterator[Ports]:
     settings.var_dir.mkdir(parents=True)
     shutil.copyfile(migrated_sqlite, settings.var_dir / "imgrec.db")
     built = build_ports(settings)
-    built.store.seed_registry(load_registry())
+    built.store.registry.seed(load_registry())
     built.backend.close()
     built.backend = FakeBackend()
     yield built

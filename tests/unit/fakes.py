@@ -21,11 +21,13 @@ class FakeBackend:
     def __init__(self) -> None:
         self.batches: list[tuple[str, int]] = []  # (model_id, rows) per call
         self.available = True
+        self.refused = 0  # calls while switched off
 
     def infer(
         self, model: ModelVersion, inputs: dict[str, np.ndarray], output_names: list[str]
     ) -> dict[str, np.ndarray]:
         if not self.available:
+            self.refused += 1
             raise InferenceUnavailable(f"fake back end is off ({model.model_id})")
         batch = inputs["input"]
         self.batches.append((model.model_id, len(batch)))

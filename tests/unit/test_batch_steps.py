@@ -9,6 +9,7 @@ from transforms.backends.base import InferenceUnavailable
 from transforms.batch_steps import BatchSteps
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
+from transforms.store import NewBatch, NewRequest
 
 RED, BLUE = png((200, 100, 40)), png((20, 40, 220))
 
@@ -21,7 +22,7 @@ def status(ports: Ports, request_id: str) -> tuple[str, str | None]:
     """A request's state once the background writers have written what was handed to them."""
     ports.processing_marks.flush()
     ports.raw_outputs.flush()
-    row = ports.store.get_request(request_id)
+    row = ports.store.requests.get(request_id)
     assert row is not None
     return row["status"], row["error_code"]
 
@@ -47,7 +48,7 @@ def test_each_item_keeps_its_own_threshold(ports: Ports) -> None:
         [message("t-0", red, confidence_threshold=0.0), message("t-1", red, confidence_threshold=0.99,
                                                                  min_label_count=0)]
     )
-    everything, nothing = (ports.store.get_request(f"t-{i}") for i in range(2))
+    everything, nothing = (ports.store.requests.get(f"t-{i}") for i in range(2))
     assert everything is not None and nothing is not None
     assert [label["label"] for label in everything["labels"]] == ["red", "green", "blue"]
     assert nothing["labels"] == [] and nothing["threshold_applied"] == 0.99
@@ -68,15 +69,33 @@ def test_bad_items_fail_with_a_code_and_bad_messages_are_skipped(ports: Ports) -
     assert ports.backend.batches == []
 
 
-def test_an_unavailable_back_end_is_retried_then_raised_for_a_replay(
-    ports: Ports, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("transforms.batch_steps.INFER_RETRY_DELAYS_S", (0.0, 0.0))
+def test_an_unavailable_back_end_is_retried_then_raised_for_a_replay(ports: Ports) -> None:
+    ports.settings = ports.settings.model_copy(update={"dependency_retry_s": 0.5})  # the outage budget
     ports.backend.available = False
     red = ports.blobs.put("claims/red.png", RED)
     with pytest.raises(InferenceUnavailable):
         BatchSteps(ports).run([message("u-0", red)])
+    assert ports.backend.refused >= 2, "retried within the budget before giving up"
     assert status(ports, "u-0") == ("processing", None), "left for the replay, not failed"
     ports.backend.available = True
     BatchSteps(ports).run([message("u-0", red)])
     assert status(ports, "u-0") == ("done", None)
+
+
+def test_a_batch_is_announced_once_when_the_store_has_closed_it(ports: Ports) -> None:
+    steps = BatchSteps(ports)
+    requests = [NewRequest(f"w-{i}", "producer", TINY, batch_id="w", item_index=i) for i in range(2)]
+    ports.store.batches.create(NewBatch("w", "producer", None, []), requests)
+    watch, event = steps.answered("w", None)
+    assert (watch.total, watch.seen, event) == (2, 1, None)
+    watch, event = steps.answered("w", watch)  # an answer repeated (a redelivery) before the batch closed
+    assert watch.due and event is None
+    ports.store.requests.fail("w-0", "not_an_image", "no")
+    ports.store.requests.fail("w-1", "not_an_image", "no")
+    closed, event = steps.answered("w", watch)
+    assert event is not None and (event.status, event.failed_count, event.total_count) == ("failed", 2, 2)
+    assert steps.answered("w", closed)[1] is None  # once
+    # Replayed from a checkpoint taken before the event: the watch of that checkpoint decides again.
+    assert steps.answered("w", watch)[1] == event
+    unknown, event = steps.answered("nobody-knows", None)
+    assert unknown.total is None and event is None and not steps.answered("nobody-knows", unknown)[0].due

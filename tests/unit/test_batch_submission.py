@@ -56,7 +56,7 @@ def test_good_items_are_queued_by_reference_and_bad_ones_listed(ports: Ports) ->
     batch = submitter(ports, queue).submit("alice", items, "https://hooks.example.com/done")
     assert batch.accepted_count == 2
     assert [(r["index"], r["code"]) for r in batch.rejected] == [
-        (2, "unknown_model"), (3, "bad_threshold"), (4, "no_image"), (5, "url_and_data"), (6, "url_forbidden"),
+        (2, "unknown_model"), (3, "bad_threshold"), (4, "no_image"), (5, "url_and_data"), (6, "bad_url"),
         (7, "bad_base64"),
     ]
     inline, url = drain(queue)
@@ -64,7 +64,7 @@ def test_good_items_are_queued_by_reference_and_bad_ones_listed(ports: Ports) ->
     assert url.image_uri == "https://images.example.com/1.jpg"
     assert (inline.batch_id, inline.item_index, inline.caller_id, inline.confidence_threshold) == (
         batch.batch_id, 0, "alice", 0.2)
-    summary = ports.store.batch_summary(batch.batch_id)
+    summary = ports.store.batches.summary(batch.batch_id)
     assert summary is not None
     assert (summary.total_count, summary.status, summary.callback_url) == (2, "pending", "https://hooks.example.com/done")
     assert summary.rejected == batch.rejected
@@ -88,11 +88,11 @@ def test_limits_and_a_bad_callback_are_refused_before_anything_is_written(ports:
     assert (too_many.value.code, too_many.value.http_status) == ("batch_too_large", 413)
     with pytest.raises(RecognitionError) as callback:
         submitter(ports, queue).submit("alice", three[:1], "ftp://hooks.example.com/")
-    assert callback.value.code == "url_forbidden"
-    assert drain(queue) == [] and ports.store.pending_backlog() == 0
+    assert (callback.value.code, callback.value.http_status) == ("bad_url", 400)
+    assert drain(queue) == [] and ports.store.batches.pending_backlog() == 0
 
 
 def test_a_queue_outage_fails_the_rows_it_wrote_and_raises(ports: Ports) -> None:
     with pytest.raises(QueueUnavailable):
         submitter(ports, DownQueue()).submit("alice", [BatchItem(model_id=TINY, image_data=IMAGE)], None)
-    assert ports.store.pending_backlog() == 0, "nothing is left pending that would never progress"
+    assert ports.store.batches.pending_backlog() == 0, "nothing is left pending that would never progress"

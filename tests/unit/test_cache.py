@@ -16,7 +16,7 @@ from transforms.cache import (
     CacheKey,
     MemoryResultCache,
     ResultCache,
-    encode_labels,
+    encode_result,
 )
 from transforms.handlers.base import Label
 
@@ -37,7 +37,7 @@ class TestMemoryResultCache(ResultCacheContract):
 def test_compression_pays_off_on_a_label_array() -> None:
     many = [Label(f"label_{i % 40}", 1.0 / (i + 1), [float(i), 2.0, 3.0, 4.0]) for i in range(100)]
     plain = json.dumps([label.to_dict() for label in many], separators=(",", ":")).encode()
-    assert len(encode_labels(many)) < len(plain) / 2
+    assert len(encode_result(many)) < len(plain) / 2
 
 
 def test_memory_ttl_expires() -> None:

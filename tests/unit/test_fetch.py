@@ -275,7 +275,7 @@ def test_unresolvable_host() -> None:
 def test_non_public_addresses_are_refused_without_allow_list(server: ImageServer, url: str) -> None:
     with HttpImageFetcher(_settings(fetch_allow_hosts=[])) as fetcher:
         err = _code(fetcher, url.format(port=server.port))
-    assert (err.code, err.http_status) == ("url_forbidden", 400)
+    assert (err.code, err.http_status) == ("url_forbidden", 422)
 
 
 def test_refused_address_is_never_contacted(server: ImageServer) -> None:
@@ -287,7 +287,7 @@ def test_refused_address_is_never_contacted(server: ImageServer) -> None:
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/", "/img.png"])
 def test_other_schemes_are_refused(fetcher: HttpImageFetcher, url: str) -> None:
-    assert _code(fetcher, url).code == "url_forbidden"
+    assert _code(fetcher, url).code == "bad_url"
 
 
 def test_malformed_url(fetcher: HttpImageFetcher) -> None:

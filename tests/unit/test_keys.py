@@ -45,20 +45,20 @@ def keys(*args: str) -> str:
 
 
 def test_a_known_key_is_remembered_for_the_ttl_and_a_revoked_one_is_then_refused(store: Store) -> None:
-    key = store.create_api_key("alice")
+    key = store.keys.create("alice")
     clock = Clock()
-    cache = CallerKeys(store, ttl_s=30, clock=clock)
-    assert cache.remembered(key) is None and cache.lookup(key) == "alice"
+    cache = CallerKeys(store.keys, ttl_s=30, clock=clock)
+    assert cache.remembered(key) is None and cache.lookup(key).caller_id == "alice"
     assert cache.lookup("irk_unknown") is None and cache.remembered("irk_unknown") is None
-    assert store.revoke_api_key(hash_key(key))
+    assert store.keys.revoke(hash_key(key))
     clock.now += 29.9
-    assert cache.remembered(key) == "alice", "within the TTL the process still trusts what it saw"
+    assert cache.remembered(key).caller_id == "alice", "within the TTL the process still trusts what it saw"
     clock.now += 0.1
     assert cache.remembered(key) is None and cache.lookup(key) is None
 
 
 def test_keys_list_shows_ids_and_callers_but_never_a_key(store: Store) -> None:
-    first, second = store.create_api_key("alice"), store.create_api_key("bob")
+    first, second = store.keys.create("alice"), store.keys.create("bob")
     rows = json.loads(keys("list", "--json"))
     assert [(r["id"], r["caller_id"], r["revoked_at"]) for r in rows] == [
         (key_id(hash_key(first)), "alice", None), (key_id(hash_key(second)), "bob", None)]
@@ -68,10 +68,10 @@ def test_keys_list_shows_ids_and_callers_but_never_a_key(store: Store) -> None:
 
 
 def test_keys_revoke_by_id_or_by_key(store: Store) -> None:
-    first, second = store.create_api_key("alice"), store.create_api_key("bob")
+    first, second = store.keys.create("alice"), store.keys.create("bob")
     assert "revoked " + key_id(hash_key(first)) in keys("revoke", key_id(hash_key(first)))
     assert "revoked " + key_id(hash_key(second)) in keys("revoke", second)
-    assert store.caller_for_key(first) is None and store.caller_for_key(second) is None
+    assert store.keys.caller_for(first) is None and store.keys.caller_for(second) is None
     assert "already revoked" in keys("revoke", second)
     assert all(r["revoked_at"] for r in json.loads(keys("list", "--json")))
     unknown = CliRunner().invoke(cli, ["keys", "revoke", "nope"])
@@ -79,8 +79,8 @@ def test_keys_revoke_by_id_or_by_key(store: Store) -> None:
 
 
 def test_find_key_matches_the_key_or_its_id_only(store: Store) -> None:
-    key = store.create_api_key("alice")
-    listed = store.api_keys()
+    key = store.keys.create("alice")
+    listed = store.keys.all()
     assert find_key(listed, key) == find_key(listed, key_id(hash_key(key))) == listed[0]
     assert find_key(listed, key[:-1]) is None and find_key(listed, key_id(hash_key(key))[:-1]) is None
 
@@ -91,7 +91,7 @@ def test_a_running_api_refuses_a_revoked_key_within_the_key_cache_ttl(store: Sto
         client.app.state.caller_keys.clock = clock
         ttl = client.app.state.caller_keys.ttl_s
         assert 0 < ttl <= 60, "documented: at most a minute"
-        key = store.create_api_key("alice")
+        key = store.keys.create("alice")
         headers = {"Authorization": f"Bearer {key}"}
         assert client.get("/v1/recognize/batch/none", headers=headers).status_code == 404  # known caller
         keys("revoke", key_id(hash_key(key)))

@@ -25,7 +25,7 @@ def request_row(ports: Ports, request_id: str) -> dict:
     """The request's row once the background writers have written what was handed to them."""
     ports.finished_requests.flush()
     ports.raw_outputs.flush()
-    row = ports.store.get_request(request_id)
+    row = ports.store.requests.get(request_id)
     assert row is not None
     return row
 
@@ -71,7 +71,7 @@ def test_a_bad_image_is_refused_before_any_row_or_inference(ports: Ports) -> Non
         Recognizer(ports).recognize("alice", TINY, b"not an image at all")
     assert info.value.code == "not_an_image"
     assert ports.backend.batches == []
-    assert ports.store.pending_backlog() == 0
+    assert ports.store.batches.pending_backlog() == 0
 
 
 def test_an_unknown_model_is_unknown_model(ports: Ports) -> None:
@@ -90,7 +90,7 @@ def test_an_unavailable_back_end_fails_the_request_and_raises(ports: Ports) -> N
 
 
 def test_the_version_is_routed_once_and_stored_with_the_result(ports: Ports) -> None:
-    ports.store.seed_registry([replace(find(TINY), version="2", is_active=False)])
+    ports.store.registry.seed([replace(find(TINY), version="2", is_active=False)])
     ports.router.set_canary(TINY, "2", 0.5)
     ports.router.rng = lambda: 0.0  # every draw lands on the canary
     canary = Recognizer(ports).recognize("alice", TINY, RED)

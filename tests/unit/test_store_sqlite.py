@@ -18,7 +18,7 @@ def store(migrated_sqlite: Path, tmp_path: Path) -> Iterator[SqlStore]:
     shutil.copyfile(migrated_sqlite, path)
     upgrade(f"sqlite:///{path}")  # idempotent
     s = SqlStore.from_url(f"sqlite:///{path}")
-    s.seed_registry([MODEL])
+    s.registry.seed([MODEL])
     yield s
     s.close()
 

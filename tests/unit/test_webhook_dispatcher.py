@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from tests.unit.fakes import TINY
 from transforms.ports import Ports
-from transforms.store import NewRequest
+from transforms.store import NewBatch, NewRequest
 from transforms.webhooks import SIGNATURE_HEADER, DeliveryFailed, WebhookDispatcher
 
 HOOK = "https://hooks.example.com/done"
@@ -35,8 +35,8 @@ def finished_batch(ports: Ports, callback: str | None = HOOK) -> str:
     """A one-item batch whose item has failed, so the batch has ended and its webhook is due."""
     batch_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
     item = NewRequest(request_id, "alice", TINY, batch_id=batch_id)
-    ports.store.create_batch(batch_id, "alice", [item], callback, [])
-    ports.store.fail_request(request_id, "not_an_image", "x")
+    ports.store.batches.create(NewBatch(batch_id, "alice", callback, []), [item])
+    ports.store.requests.fail(request_id, "not_an_image", "x")
     return batch_id
 
 
@@ -46,7 +46,7 @@ def test_a_delivery_is_signed_with_the_callers_secret_and_sent_once(ports: Ports
     dispatcher = WebhookDispatcher(ports.settings, ports.store, sender)
     assert dispatcher.deliver_due() == 1
     [(url, body, headers)] = sender.posts
-    secret = ports.store.webhook_secret("alice") or ""
+    secret = ports.store.keys.webhook_secret("alice") or ""
     assert url == HOOK and headers["X-Imgrec-Batch-Id"] == batch_id
     assert headers[SIGNATURE_HEADER] == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     payload = json.loads(body)
@@ -56,7 +56,7 @@ def test_a_delivery_is_signed_with_the_callers_secret_and_sent_once(ports: Ports
         "failed_count": 1, "total_count": 1,
     }
     assert dispatcher.deliver_due() == 0, "a delivered webhook is not sent again"
-    assert [(a["status_code"], a["error"]) for a in ports.store.webhook_attempts(batch_id)] == [(204, None)]
+    assert [(a["status_code"], a["error"]) for a in ports.store.outbox.attempts(batch_id)] == [(204, None)]
 
 
 def test_a_failure_waits_for_its_backoff(ports: Ports) -> None:
@@ -64,8 +64,8 @@ def test_a_failure_waits_for_its_backoff(ports: Ports) -> None:
     sender = FakeSender(500)
     dispatcher = WebhookDispatcher(ports.settings, ports.store, sender, base_delay_s=60)
     assert dispatcher.deliver_due() == 0
-    assert ports.store.due_webhooks() == [], "the retry waits for its backoff"
-    assert [(a["status_code"], a["error"]) for a in ports.store.webhook_attempts(batch_id)] == [(500, "HTTP 500")]
+    assert ports.store.outbox.due() == [], "the retry waits for its backoff"
+    assert [(a["status_code"], a["error"]) for a in ports.store.outbox.attempts(batch_id)] == [(500, "HTTP 500")]
 
 
 def test_retries_until_the_last_attempt_then_give_up(ports: Ports) -> None:
@@ -76,7 +76,7 @@ def test_retries_until_the_last_attempt_then_give_up(ports: Ports) -> None:
     for _ in range(4):
         assert dispatcher.deliver_due() == 0
     assert len(sender.posts) == 3, "given up after the last attempt"
-    assert [(a["status_code"], a["error"]) for a in ports.store.webhook_attempts(batch_id)] == [
+    assert [(a["status_code"], a["error"]) for a in ports.store.outbox.attempts(batch_id)] == [
         (500, "HTTP 500"), (None, "connection refused"), (503, "HTTP 503")]
 
 

@@ -10,11 +10,11 @@ import queue
 import threading
 import time
 
-from transforms.backends.base import InferenceUnavailable
 from transforms.batch_queue import InProcessBatchQueue
 from transforms.batch_steps import BatchSteps
 from transforms.messages import BatchItemMessage
 from transforms.ports import Ports
+from transforms.retry import OUTAGES
 
 log = logging.getLogger(__name__)
 REQUEUE_DELAY_S = 2.0
@@ -67,9 +67,9 @@ class EmbeddedBatchRunner:
                 continue
             try:
                 self.steps.run(messages)
-            except InferenceUnavailable as exc:
+            except OUTAGES as exc:
                 # Never drop a submitted image: put the micro-batch back and try again later.
-                log.warning("inference unavailable (%s); requeueing %d items", exc, len(messages))
+                log.warning("a dependency is unavailable (%s); requeueing %d items", exc, len(messages))
                 time.sleep(REQUEUE_DELAY_S)
                 self.source.publish(messages)
             except Exception:
@@ -85,6 +85,6 @@ class EmbeddedBatchRunner:
                 retry.append(m)
             else:
                 self._failures.pop(m.request_id)
-                self.steps.ports.store.fail_request(m.request_id, "internal_error", "The item failed repeatedly.")
+                self.steps.ports.store.requests.fail(m.request_id, "internal_error", "The item failed repeatedly.")
         time.sleep(REQUEUE_DELAY_S)
         self.source.publish(retry)

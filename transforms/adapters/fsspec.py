@@ -11,6 +11,7 @@ from typing import Any
 
 import fsspec
 
+from transforms.blobs import BlobStoreUnavailable
 from transforms.errors import RecognitionError
 
 
@@ -33,7 +34,10 @@ class FsspecBlobStore:
     def put(self, key: str, data: bytes) -> str:
         """Write `data` at `key` (a relative path like "raw/model/v1/abc.npz"), replacing any blob there."""
         uri = self.uri(key)
-        self.fs.pipe_file(f"{self._root_path}/{key}", data)
+        try:
+            self.fs.pipe_file(f"{self._root_path}/{key}", data)
+        except (OSError, TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
         return uri
 
     def get(self, uri: str) -> bytes:
@@ -46,6 +50,8 @@ class FsspecBlobStore:
             return self.fs.cat_file(f"{self._root_path}/{key}")
         except FileNotFoundError as exc:
             raise RecognitionError("blob_not_found", f"No blob at {uri}.") from exc
+        except (OSError, TimeoutError) as exc:
+            raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
 
 
 def _plain_key(key: str) -> bool:

@@ -199,15 +199,14 @@ def _read(response: httpx.Response, max_bytes: int, hint: str, deadline: float) 
 
 
 def parse_http_url(url: str, field: str = "image_url") -> httpx.URL:
-    """An absolute http(s) URL, or RecognitionError (bad_url, url_forbidden) naming `field`."""
+    """An absolute http(s) URL, or RecognitionError bad_url naming `field`."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise RecognitionError("bad_url", f"{field} is not a valid URL: {exc}.") from exc
     if parsed.scheme not in ("http", "https"):
-        raise RecognitionError(
-            "url_forbidden", f"{field} scheme {parsed.scheme or '(none)'!r} is refused; use http or https."
-        )
+        scheme = parsed.scheme or "(none)"
+        raise RecognitionError("bad_url", f"{field} scheme {scheme!r} is refused; use http or https.")
     if not parsed.raw_host:
         raise RecognitionError("bad_url", f"{field} has no host.")
     return parsed

@@ -1,4 +1,5 @@
-"""Kafka: the batch queue as a producer on the batch topic, one message per item keyed by caller_id."""
+"""Kafka producers: the batch queue (one message per item on the batch topic) and the sync path's answers on the
+results topic, both keyed by caller_id."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from typing import Any
 
 from transforms.batch_queue import QueueUnavailable
 from transforms.messages import BatchItemMessage
+from transforms.results import ItemResult
 
 
-class KafkaBatchQueue:
-    """Kafka producer: one message per item on the batch topic, keyed by caller_id (so partitioned by caller).
-
-    The producer connects on first use, so the API starts (and serves the sync path) while Kafka is down.
-    """
+class _Producer:
+    """An idempotent producer on one topic that connects on first use, so the API starts (and serves the sync
+    path) while Kafka is down."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -45,18 +45,30 @@ class KafkaBatchQueue:
                     raise QueueUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
             return self._producer
 
-    def publish(self, messages: Sequence[BatchItemMessage]) -> None:
-        """Send and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
+    def _send_all(self, records: Sequence[tuple[str | None, bytes]]) -> None:
+        """Send (key, value) records and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
         from kafka.errors import KafkaError
 
         producer = self._connected()
         try:
-            futures = [producer.send(self.topic, key=m.caller_id.encode(), value=m.to_json()) for m in messages]
+            futures = [producer.send(self.topic, key=k.encode() if k else None, value=v) for k, v in records]
             producer.flush(timeout=30)
             for f in futures:
                 f.get(timeout=30)
         except KafkaError as exc:
-            raise QueueUnavailable(f"Kafka did not accept the batch: {exc}") from exc
+            raise QueueUnavailable(f"Kafka did not accept the messages: {exc}") from exc
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+
+
+class KafkaBatchQueue(_Producer):
+    """One message per item on the batch topic, keyed by caller_id (so partitioned by caller)."""
+
+    def publish(self, messages: Sequence[BatchItemMessage]) -> None:
+        """Send and wait for every acknowledgement; raises QueueUnavailable if any is missing."""
+        self._send_all([(m.caller_id, m.to_json()) for m in messages])
 
     def ready(self) -> bool:
         """The broker answers metadata for the batch topic (`bootstrap_connected` is unreliable here)."""
@@ -67,6 +79,10 @@ class KafkaBatchQueue:
         except (QueueUnavailable, KafkaError):
             return False
 
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+
+class KafkaResultPublisher(_Producer):
+    """The sync path's answers on the results topic, keyed by caller_id (at least once: a retried write after a
+    lost acknowledgement can repeat one; the Flink job's answers are the exactly-once ones)."""
+
+    def publish(self, answers: Sequence[ItemResult]) -> None:
+        self._send_all([(a.caller_id, a.to_json().encode()) for a in answers])

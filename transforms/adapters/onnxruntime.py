@@ -74,6 +74,19 @@ class OnnxRuntimeBackend:
     ) -> dict[str, np.ndarray]:
         return self.batcher(model).submit(inputs, output_names)
 
+    def unload(self, model_id: str, keep: set[str]) -> None:
+        """Close the sessions of model_id's versions not in `keep` (their queued calls finish first)."""
+        with self._lock:
+            gone = [key for key in self._batchers if key[0] == model_id and key[1] not in keep]
+            batchers = [self._batchers.pop(key) for key in gone]
+        for b in batchers:
+            b.close()
+
+    def loaded(self, model_id: str) -> set[str]:
+        """Versions of model_id with a session open in this process."""
+        with self._lock:
+            return {version for mid, version in self._batchers if mid == model_id}
+
     def ready(self) -> bool:
         return self._store.is_dir()
 
@@ -82,3 +95,26 @@ class OnnxRuntimeBackend:
             batchers, self._batchers = list(self._batchers.values()), {}
         for b in batchers:
             b.close()
+
+
+class InProcessModelRepository:
+    """The `ModelRepository` port of the embedded default: versions load into this process's ONNX Runtime.
+
+    A version is loaded by opening its session (what a first request would do), so a broken artifact fails here
+    and not on a caller; versions left out are closed once their queued calls are done.
+    """
+
+    def __init__(self, backend: OnnxRuntimeBackend) -> None:
+        self.backend = backend
+
+    def sync(self, model_id: str, versions: Sequence[ModelVersion]) -> dict[str, str]:
+        for model in versions:
+            self.backend.batcher(model)
+        self.backend.unload(model_id, keep={m.version for m in versions})
+        return self.readiness(model_id)
+
+    def readiness(self, model_id: str) -> dict[str, str]:
+        return dict.fromkeys(sorted(self.backend.loaded(model_id)), "READY")
+
+    def close(self) -> None:
+        self.backend.close()

@@ -7,11 +7,12 @@ from pathlib import Path
 from transforms.handlers.base import ModelHandler, ModelVersion
 from transforms.handlers.centerface import CenterFaceHandler
 from transforms.handlers.classifier import ClassifierHandler
+from transforms.handlers.embedding import EmbeddingHandler
 from transforms.handlers.nanodet import NanoDetHandler
 from transforms.handlers.open_nsfw import OpenNsfwHandler
 
 HANDLERS: dict[str, type[ModelHandler]] = {
-    cls.name: cls for cls in (NanoDetHandler, ClassifierHandler, CenterFaceHandler, OpenNsfwHandler)
+    cls.name: cls for cls in (NanoDetHandler, ClassifierHandler, CenterFaceHandler, OpenNsfwHandler, EmbeddingHandler)
 }
 
 

@@ -87,10 +87,12 @@ class PreprocessMeta:
 
 @dataclass
 class Prediction:
-    """Postprocessed labels (unthresholded: what the model said) plus the raw per-image outputs."""
+    """Postprocessed labels (unthresholded: what the model said) plus the raw per-image outputs, and for an
+    embedding model the image's vector (float32, L2-normalised)."""
 
     labels: list[Label]
     raw: dict[str, np.ndarray]
+    embedding: np.ndarray | None = None
 
 
 class ModelHandler(ABC):
@@ -125,6 +127,10 @@ class ModelHandler(ABC):
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
         """One image's outputs (batch axis removed) -> labels, best first, not thresholded."""
 
+    def embedding(self, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """One image's vector from its outputs (batch axis removed); None for models that give none."""
+        return None
+
     def preprocess_batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[PreprocessMeta]]:
         """Stack preprocessed images into one batch tensor."""
         tensors, metas = zip(*(self.preprocess(img) for img in images), strict=True)
@@ -135,5 +141,5 @@ class ModelHandler(ABC):
         preds = []
         for i, meta in enumerate(metas):
             per_image = {name: arr[i] for name, arr in outputs.items()}
-            preds.append(Prediction(self.postprocess(per_image, meta), per_image))
+            preds.append(Prediction(self.postprocess(per_image, meta), per_image, self.embedding(per_image)))
         return preds

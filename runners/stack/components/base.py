@@ -1,11 +1,10 @@
-"""One service of the local stack: prepare, spawn, wait until ready, stop."""
+"""One service of the local stack: prepare, start under the stack's supervisor, wait until ready, stop."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -15,9 +14,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from runners.stack.process import PidFile, spawn, stop_group
 from runners.stack.settings import StackSettings
-from transforms.settings import REPO_ROOT, Settings
+from runners.stack.supervisor import FAILED, UP, Program, Supervisor
+from transforms.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -33,7 +32,8 @@ class ComponentError(RuntimeError):
 
 
 class Component(ABC):
-    """A service started as its own process group, with a pid file and a log under the stack root."""
+    """A service run by the stack's supervisor (its own process group, restarted when it dies), logging under the
+    stack root."""
 
     name: ClassVar[str]
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
@@ -41,7 +41,7 @@ class Component(ABC):
     def __init__(self, settings: StackSettings, app_settings: Settings | None = None) -> None:
         self.settings = settings
         self.app_settings = app_settings or Settings()
-        self._process: subprocess.Popen[bytes] | None = None
+        self.supervisor = Supervisor(settings)
 
     # --- what a concrete service says ---
     @property
@@ -88,20 +88,26 @@ class Component(ABC):
         """Its log file."""
         return self.settings.log_dir / f"{self.name}.log"
 
-    @property
-    def pid_file(self) -> PidFile:
-        """Its pid file."""
-        return PidFile(self.settings.run_dir / f"{self.name}.pid")
-
     def pid(self) -> int | None:
-        """The pid of the running service started by the stack, if any."""
-        return self.pid_file.alive()
+        """The pid (and process group) of the running service, if the supervisor runs it."""
+        info = self.supervisor.info(self.name)
+        return info["pid"] or None if info is not None and info["statename"] in UP else None
+
+    def restarts(self) -> int:
+        """How often the supervisor restarted it after it died."""
+        return self.supervisor.restarts().get(self.name, 0)
+
+    def program(self) -> Program:
+        """How the supervisor runs it: the command, its log, and the environment that differs from ours."""
+        base = os.environ
+        env = {key: value for key, value in self.env().items() if base.get(key) != value}
+        return Program(self.name, self.command(), self.log_path, env, self.run_as(),
+                       self.stop_signal.name.removeprefix("SIG"), self.settings.stop_timeout_s)
 
     def spawn(self) -> bool:
-        """Start the process unless it already runs; True when a new process was started."""
+        """Have the supervisor start it unless it already runs; True when a new process was started."""
         if self.pid() is not None:
             return False
-        self.pid_file.remove()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -110,22 +116,28 @@ class Component(ABC):
             raise
         except Exception as exc:
             raise ComponentError(self, f"set-up failed: {exc}") from exc
-        self._process = spawn(self.command(), self.log_path, self.env(), cwd=REPO_ROOT, user=self.run_as())
-        self.pid_file.write(self._process.pid)
+        self.supervisor.start(self.program())
         return True
 
     def check_ready(self, deadline: float) -> bool:
         """One readiness probe; raise ComponentError naming the log if the process died or time is up."""
         # Liveness first: a foreign server on the same port must not pass for ours.
-        if self.pid() is None:
-            code = self._process.poll() if self._process else None
-            self.pid_file.remove()
+        info = self.supervisor.info(self.name)
+        if info is None or info["statename"] in FAILED:
+            code = info["exitstatus"] if info else None
+            self._forget()
             raise ComponentError(self, f"process exited during start-up (exit code {code})")
-        if self.healthy():
+        if info["statename"] == "RUNNING" and self.healthy():
             return True
         if time.monotonic() > deadline:
+            self._forget()
             raise ComponentError(self, f"not ready after {self.settings.start_timeout_s:.0f} s")
         return False
+
+    def _forget(self) -> None:
+        """Stop the supervisor's retries of a component that failed to start."""
+        self.supervisor.stop(self.name)
+        self.supervisor.shutdown_if_idle()
 
     def wait_ready(self) -> None:
         """Block until healthy; raise ComponentError naming the log on exit or timeout."""
@@ -140,19 +152,21 @@ class Component(ABC):
         self.after_ready()
 
     def stop(self) -> bool:
-        """Stop the process group it started; True if something was running."""
+        """Stop its whole process group (the supervisor signals, waits, then kills); True if it was running.
+
+        The supervisor itself ends with the last component it ran.
+        """
         pid = self.pid()
-        if pid is not None:
-            stop_group(pid, self.stop_signal, self.settings.stop_timeout_s)
-        self.pid_file.remove()
-        self._process = None
+        self.supervisor.stop(self.name)
         self.after_stop()
+        self.supervisor.shutdown_if_idle()
         return pid is not None
 
     def status(self) -> dict[str, Any]:
         """One row of `imgrec stack status --json`."""
         pid = self.pid()
-        return {"name": self.name, "pid": pid, "url": self.url, "healthy": pid is not None and self.healthy()}
+        return {"name": self.name, "pid": pid, "url": self.url, "healthy": pid is not None and self.healthy(),
+                "restarts": self.restarts()}
 
     def log_tail(self, lines: int) -> str:
         """The last lines of its log."""

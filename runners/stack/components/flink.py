@@ -90,6 +90,10 @@ class FlinkProcess(Component):
             # Python UDF workers use the venv's interpreter, whichever execution mode a job picks.
             "python.executable": python,
             "python.client.executable": python,
+            # One machine, loopback: a lost JobManager or TaskManager is noticed in seconds, not the default 50 s,
+            # so the old job's orphaned tasks stop soon after a JobManager dies.
+            "heartbeat.interval": 2000,
+            "heartbeat.timeout": 15000,
             # Prometheus scrapes each process; the port is set per process on its command line.
             f"metrics.reporter.{REPORTER}.factory.class": REPORTER_FACTORY,
         } | cluster.CONFIG

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
+from pipelines.job_spec import CONSUMER_GROUP
 from runners.kafka_topics import ensure_topics, wanted_topics
 from runners.stack.components.base import Component, ComponentError, port_open, quietly
 from runners.stack.install import HERE, ensure_kafka_jars
@@ -18,7 +21,7 @@ LOG4J_CONFIG = HERE / "kafka-log4j2.properties"
 
 
 class Kafka(Component):
-    """`kafka.Kafka` in KRaft mode on loopback, with the batch and dead-letter topics."""
+    """`kafka.Kafka` in KRaft mode on loopback, with the batch, dead-letter and results topics."""
 
     name = "kafka"
 
@@ -106,8 +109,23 @@ class Kafka(Component):
         return quietly(probe)
 
     def after_ready(self) -> None:
+        """Create the topics, then wait until they have leaders and the job's group coordinator answers.
+
+        A fresh broker accepts a topic before every partition has a leader, and creates its offsets topic (and
+        with it every group coordinator) only when a client first asks for one; a job started before either is
+        settled has seen its source stall. So the stack is not ready until both are.
+        """
         admin = self.admin()
         try:
-            ensure_topics(admin, wanted_topics(self.app_settings))
+            deadline = time.monotonic() + self.settings.start_timeout_s
+            ensure_topics(admin, wanted_topics(self.app_settings), timeout_ms=int(self.settings.start_timeout_s * 1000))
+            while True:
+                try:
+                    admin.list_group_offsets({CONSUMER_GROUP: None})  # answered by the group's coordinator
+                    break
+                except KafkaError as exc:
+                    if time.monotonic() > deadline:
+                        raise ComponentError(self, f"no group coordinator for {CONSUMER_GROUP}: {exc}") from exc
+                    time.sleep(0.5)
         finally:
             admin.close()

@@ -46,9 +46,9 @@ class Triton(Component):
         if self.settings.triton_repository is not None:
             return self.settings.triton_repository
         # Imported here: it loads onnxruntime, which `imgrec stack status` does not need.
-        from runners.triton_repository import build_triton_repository
+        from transforms.composition import write_triton_repository
 
-        return build_triton_repository(self.app_settings, self.dir / "models")
+        return write_triton_repository(self.app_settings, self.settings.triton_repository_dir)
 
     def prepare(self) -> None:
         # The Python backend runs the stub found next to it, built for this interpreter's version,
@@ -72,6 +72,10 @@ class Triton(Component):
             f"--metrics-address={s.host}", f"--metrics-port={s.triton_metrics_port}",
             f"--exit-timeout-secs={s.triton_exit_timeout_s}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            # Versions are loaded and unloaded live by the model lifecycle (repository API); at start, everything
+            # the repository's configs name.
+            "--model-control-mode=explicit",
+            "--load-model=*",
             "--log-verbose=0",
         ]
 

@@ -11,10 +11,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -37,6 +40,53 @@ model_registry = Table(
     Column("canary_weight", Float, nullable=False, default=0.0),
     Column("extra", Json, nullable=False, default=dict),
     Column("created_at", Ts, nullable=False),
+    # The lifecycle (issue 11): stored state (active/canary follow from the route), whether the serving back end
+    # should hold the version, and how it was registered.
+    Column("state", String(16), nullable=False, default="registered", server_default="registered"),
+    Column("loaded", Boolean, nullable=False, default=True, server_default=true()),
+    Column("source_uri", Text),
+    Column("artifact_sha256", String(64)),
+    Column("registered_by", String(128)),
+)
+
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("evaluation_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("baseline_version", String(64)),
+    Column("passed", Boolean, nullable=False),
+    Column("report", Json, nullable=False),
+    Column("summary_md", Text, nullable=False),
+    Column("created_at", Ts, nullable=False),
+    Column("created_by", String(128)),
+    Index("ix_model_evaluations_version", "model_id", "version", "evaluation_id"),
+)
+
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", String(128), nullable=False),
+    Column("version", String(64)),
+    Column("from_version", String(64)),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("at", Ts, nullable=False),
+    Column("evaluation_id", Integer, ForeignKey("model_evaluations.evaluation_id")),
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("details", Json, nullable=False, default=dict),
+    Index("ix_model_events_model", "model_id", "event_id"),
+)
+
+model_gates = Table(
+    "model_gates",
+    metadata,
+    Column("model_id", String(128), primary_key=True),
+    Column("rules", Json, nullable=False),
+    Column("updated_at", Ts, nullable=False),
+    Column("updated_by", String(128)),
 )
 
 callers = Table(
@@ -54,6 +104,11 @@ api_keys = Table(
     Column("caller_id", String(128), ForeignKey("callers.caller_id"), nullable=False),
     Column("created_at", Ts, nullable=False),
     Column("revoked_at", Ts),
+    # Admission limits of this key; NULL means the settings' default.
+    Column("rate_per_s", Float),
+    Column("burst", Integer),
+    Column("max_concurrency", Integer),
+    Column("max_batch_items_in_flight", Integer),
 )
 
 batches = Table(
@@ -66,6 +121,10 @@ batches = Table(
     Column("callback_url", Text),
     Column("created_at", Ts, nullable=False),
     Column("completed_at", Ts),
+    # A client's retry of POST /v1/recognize/batch with the same Idempotency-Key finds this batch.
+    Column("idempotency_key", String(255)),
+    Column("request_fingerprint", String(64)),
+    UniqueConstraint("caller_id", "idempotency_key", name="uq_batches_caller_idempotency_key"),
 )
 
 inference_requests = Table(
@@ -87,6 +146,9 @@ inference_requests = Table(
     Column("completed_at", Ts),
     Index("ix_inference_requests_batch", "batch_id", "status"),
     Index("ix_inference_requests_caller", "caller_id", "submitted_at"),
+    Index("ix_inference_requests_model", "model_id", "submitted_at"),  # popular images of a model (warm-up)
+    Index("ix_inference_requests_caller_status", "caller_id", "status"),
+    Index("ix_inference_requests_caller_image", "caller_id", "image_hash"),
 )
 
 inference_results = Table(
@@ -102,6 +164,18 @@ inference_results = Table(
     Column("created_at", Ts, nullable=False),
 )
 
+image_embeddings = Table(
+    "image_embeddings",
+    metadata,
+    Column("image_hash", String(64), primary_key=True),
+    Column("model_id", String(128), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("dimension", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),  # little-endian float32, L2-normalised
+    Column("created_at", Ts, nullable=False),
+    Index("ix_image_embeddings_created", "model_id", "model_version", "created_at"),
+)
+
 webhook_outbox = Table(
     "webhook_outbox",
     metadata,
@@ -112,6 +186,11 @@ webhook_outbox = Table(
     Column("delivered_at", Ts),
     Column("gave_up_at", Ts),
     Column("created_at", Ts, nullable=False),
+    # Sent as X-Imgrec-Delivery-Id with every attempt, so a receiver can drop a repeat.
+    Column("delivery_id", String(64)),
+    # The replica delivering it now; another may take it over once the lease has run out.
+    Column("lease_owner", String(64)),
+    Column("lease_until", Ts),
 )
 
 webhook_attempts = Table(

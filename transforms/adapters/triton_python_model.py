@@ -1,7 +1,7 @@
 """Triton Python-backend model: runs its version's `model.onnx` with ONNX Runtime on CPU.
 
-Copied into every version directory of the generated repository (`runners/triton_repository.py`). The dynamic
-batcher hands `execute` several requests; those whose shapes agree run as one batch.
+Copied into every version directory of the generated repository (`transforms/adapters/triton_repository.py`).
+The dynamic batcher hands `execute` several requests; those whose shapes agree run as one batch.
 """
 
 import json
