@@ -76,6 +76,8 @@ def build_job(env: StreamExecutionEnvironment, settings_file: str | None, option
     """Wire the dataflow on `env`, with the settings from `settings_file` (else from the environment)."""
     settings = load_settings(settings_file)
     env.add_jars(*(jar.as_uri() for jar in ensure_connector_jars()))
+    if options.parallelism is not None:
+        env.set_parallelism(options.parallelism)
     env.enable_checkpointing(options.checkpoint_interval_ms)
     env.get_checkpoint_config().set_externalized_checkpoint_retention(
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
@@ -207,11 +209,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[str | None, JobOptions, s
     parser.add_argument("--settings-file", help="The service Settings as a JSON file (default: IMGREC_* from the "
                         "environment, as in the pods of the Flink Kubernetes Operator).")
     parser.add_argument("--state-dir", help="URI of retained checkpoints and savepoints (default: the cluster's).")
+    parser.add_argument("--parallelism", type=int, default=JobOptions.parallelism)
     parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
-    options = JobOptions(args.preprocess_parallelism, args.checkpoint_interval_ms, args.bounded)
+    options = JobOptions(parallelism=args.parallelism, preprocess_parallelism=args.preprocess_parallelism,
+                         checkpoint_interval_ms=args.checkpoint_interval_ms, bounded=args.bounded)
     return args.settings_file, options, args.state_dir
 
 

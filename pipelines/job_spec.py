@@ -15,6 +15,9 @@ from transforms.settings import Settings
 class JobOptions:
     """Knobs of one deployment of the job."""
 
+    # Subtasks of every operator (source, keyed state, sinks), Kafka partitions and keys split among them; None:
+    # the cluster's `parallelism.default` (the Flink Kubernetes Operator sets it, and its autoscaler overrides it).
+    parallelism: int | None = None
     preprocess_parallelism: int = 2
     checkpoint_interval_ms: int = 5_000
     # Stop at the offsets that are the latest when the job starts (benchmarks, backfills); else run forever.

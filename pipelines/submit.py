@@ -160,6 +160,8 @@ def launch_job(settings: Settings, options: JobOptions, restore: Path | None, ti
                 "--state-dir", checkpoint_root(settings).as_uri(),
                 "--preprocess-parallelism", str(options.preprocess_parallelism),
                 "--checkpoint-interval-ms", str(options.checkpoint_interval_ms)]
+    if options.parallelism is not None:
+        command += ["--parallelism", str(options.parallelism)]
     if options.bounded:
         command.append("--bounded")
     log_dir = settings.var_dir / "flink" / "log"
