@@ -140,7 +140,7 @@ class ReadImage(_StepsDoFn):
         if not reference.startswith(REQUEST_REFERENCE):
             return reference
         request_id = reference[len(REQUEST_REFERENCE):]
-        row = self.steps.ports.store.get_request(request_id)
+        row = self.steps.ports.store.requests.get(request_id)
         if row is None or not row["image_uri"]:
             raise RecognitionError("request_not_found", f"No past request {request_id!r} with a stored image.")
         return row["image_uri"]

@@ -62,7 +62,7 @@ def backfill_command(
     options = pipeline_options(runner.value, ctx.args, dataflow=dataflow, prism_location=str(prism))
     steps = BatchSteps(build_ports(settings))
     try:
-        steps.ports.store.seed_registry(load_registry())
+        steps.ports.store.registry.seed(load_registry())
         chosen = choose_version(steps, model, version)
     except RecognitionError as exc:
         raise typer.BadParameter(exc.message, param_hint="--model/--version") from exc

@@ -32,7 +32,7 @@ def registry() -> None:
     store = open_store(get_settings())
     try:
         rows = load_registry()
-        store.seed_registry(rows)
+        store.registry.seed(rows)
     finally:
         store.close()
     typer.echo(f"model registry: {len(rows)} versions seeded")
@@ -42,7 +42,8 @@ def registry() -> None:
 def topics(
     replication_factor: Annotated[int, typer.Option(help="Replicas of each new topic's partitions.")] = 1,
 ) -> None:
-    """Create the batch and dead-letter topics, or grow the batch topic to IMGREC_BATCH_PARTITIONS."""
+    """Create the batch, dead-letter and results topics, or grow the batch and results topics to
+    IMGREC_BATCH_PARTITIONS."""
     from kafka import KafkaAdminClient
 
     from runners.kafka_topics import ensure_topics, wanted_topics

@@ -184,3 +184,28 @@ def test_bootstrap_jobs_run_real_commands_in_order(manifests: list[Manifest]) ->
         assert command[0] == "imgrec"
         done = CliRunner().invoke(app, [*command[1:], "--help"])
         assert done.exit_code == 0, done.output
+
+
+def test_the_migrate_and_registry_jobs_commands_work_and_can_run_again(tmp_path: Path, monkeypatch) -> None:
+    from transforms.composition import open_store
+    from transforms.model_registry import load_registry
+    from transforms.settings import get_settings
+
+    monkeypatch.setenv("IMGREC_DATABASE_URL", f"sqlite:///{tmp_path / 'bootstrap.db'}")
+    get_settings.cache_clear()
+    try:
+        for _ in range(2):  # a hook runs on every upgrade
+            for command in (["bootstrap", "migrate"], ["bootstrap", "registry"]):
+                done = CliRunner().invoke(app, command)
+                assert done.exit_code == 0, done.output
+        store = open_store(get_settings())
+    finally:
+        get_settings.cache_clear()
+    try:
+        wanted = load_registry()
+        assert {(row.model_id, row.version) for row in wanted} <= {
+            (row.model_id, row.version) for model_id in {r.model_id for r in wanted}
+            for row in store.registry.versions(model_id)
+        }
+    finally:
+        store.close()

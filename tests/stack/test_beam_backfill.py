@@ -74,7 +74,7 @@ def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
                               model_store=REPO_ROOT / "var" / "models", _env_file=None)
     migrate(postgres_url)
     batch = BatchSteps(build_ports(batch_settings))
-    batch.ports.store.seed_registry(load_registry())
+    batch.ports.store.registry.seed(load_registry())
     blob_uris = [batch.ports.blobs.put(f"claims/{i}.jpg", image) for i, image in enumerate(images)]
     tag = tmp_path.name[-12:]
     batch_ids = [f"batch-{tag}-{i}" for i in range(count)]
@@ -109,7 +109,7 @@ def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
     backfill_labels = labels_by_request(batch, backfill_ids)
     expected = [batch_labels[rid] for rid in batch_ids] + [batch_labels[batch_ids[7]]]
     assert all(same_labels(backfill_labels[rid], want) for rid, want in zip(backfill_ids, expected, strict=True))
-    failed = {batch.ports.store.get_request(request_id_for(ref, model))["error_code"] for ref in bad}
+    failed = {batch.ports.store.requests.get(request_id_for(ref, model))["error_code"] for ref in bad}
     assert failed == {"blob_not_found", "bad_url"}
 
     table = pq.read_table(tmp_path / "parquet").to_pylist()
@@ -118,7 +118,7 @@ def test_backfill_writes_the_batch_paths_labels_rows_and_parquet(
     first = by_id[backfill_ids[0]]
     assert first["image_uri"] == references[0] and (first["model_id"], first["model_version"]) == (MODEL, "1")
     cached = batch.ports.cache.get(first["image_hash"], MODEL, "1")  # the in-process cache of the batch path
-    assert cached is not None and json.loads(first["labels"]) == [label.to_dict() for label in cached]
+    assert cached is not None and json.loads(first["labels"]) == [label.to_dict() for label in cached.labels]
 
     # A rerun: every image is now a hit in Redis, and the rows stay as they are.
     again = run(job, runner_options(runner))
