@@ -46,6 +46,7 @@ from benchmarks.common import (
     print_table,
     private_stack,
     stack_memory,
+    unlimited_key,
     write_report,
 )
 from pipelines.submit import job_status
@@ -313,9 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[dict[str, Any]] = []
     with private_stack() as stack:  # stops every component at the end
         startup_s = start_stack(stack)
-        store = SqlStore.from_url(stack.settings.database_url)
-        client = ApiClient(stack.settings.api_url, store.keys.create("bench-batch"), timeout_s=300)
-        store.close()
+        key = unlimited_key(stack.settings.database_url, "bench-batch")
+        client = ApiClient(stack.settings.api_url, key, timeout_s=300)
         try:
             warm = next(chunks([b + b"warm-up" for b in base_photos(args.size)], 32))
             wait_ended(client, [client.submit_batch(warm)["batch_id"]], timeout_s=180)

@@ -34,9 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_batch import base_photos, start_stack
-from benchmarks.common import MODEL_STORE, load_average, median_of, print_table, private_stack, write_report
+from benchmarks.common import (
+    MODEL_STORE,
+    load_average,
+    median_of,
+    print_table,
+    private_stack,
+    unlimited_key,
+    write_report,
+)
 from runners.api_client import ApiClient, ApiError
-from transforms.adapters.sql import SqlStore
 from transforms.settings import REPO_ROOT
 
 MODEL_ID = "scene-classification"
@@ -190,9 +197,8 @@ def main(argv: list[str] | None = None) -> None:
         startup_s = start_stack(stack)
         print(f"  stack and job up in {startup_s:.0f} s; replaying {args.rate} requests/s", flush=True)
         env = stack["api"].env()
-        store = SqlStore.from_url(stack.settings.database_url)
-        client = ApiClient(stack.settings.api_url, store.keys.create("bench-warm"), timeout_s=120)
-        store.close()
+        key = unlimited_key(stack.settings.database_url, "bench-warm")
+        client = ApiClient(stack.settings.api_url, key, timeout_s=120)
         replay = Replay(client, log, base_photos(160), args.rate)
         replay.start()
         try:

@@ -21,6 +21,8 @@ import psutil
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
+from transforms.adapters.sql import SqlStore
+from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 PORT_FIELDS = StackSettings.port_fields()
@@ -89,6 +91,21 @@ def private_stack(components: Sequence[str] | None = None, **app_fields: Any) ->
     finally:
         stack.stop(components)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def unlimited_key(database_url: str, name: str) -> str:
+    """A new API key for a benchmark, its admission limits lifted: the figures measure the service, not the
+    per-key limits (which answer 429s that are cheap and would flatter any throughput)."""
+    store = SqlStore.from_url(database_url)
+    try:
+        key = store.keys.create(name)
+        store.keys.set_limits(
+            hash_key(key), rate_per_s=1_000_000, burst=1_000_000, max_concurrency=1_000,
+            max_batch_items_in_flight=10_000_000,
+        )  # fmt: skip
+        return key
+    finally:
+        store.close()
 
 
 def write_report(name: str, report: dict[str, Any]) -> Path:

@@ -25,7 +25,8 @@ def sync_tables(report: dict[str, Any]) -> list[str]:
     s, runs = report["summary"], report["runs"]
     loads = ", ".join(str(r["load_avg_start"][0]) for r in runs)
     out = [
-        f"**Sync** ({report['date']}, medians of {len(runs)} runs, 1-min load average at each run's start: {loads})",
+        f"**Sync** ({report['date']}, {report.get('api_workers', 1)} API worker process(es), medians of {len(runs)} "
+        f"runs, 1-min load average at each run's start: {loads})",
         "",
         row(["model", "miss c1 p50 / p99 ms", "raw c1 p50 ms", "c1 p50 ratio (goal ≤ 1.3)",
              "miss c16 p50 / p99 ms (goal p99 < 800)", "raw c16 p50 / p99 ms"]),
@@ -50,6 +51,7 @@ def sync_tables(report: dict[str, Any]) -> list[str]:
              "≥ 600"]),
         row(["stack resident memory MB (PostgreSQL, Redis, Triton with every model, API)", s["memory_total_mb"],
              "≤ 6144"]),
+        row(["non-2xx answers in all runs (misses and hits)", s.get("non_2xx", "not counted"), "0"]),
         "",
         "Per-stage medians, ms (last run; misses and hits at concurrency 1, from Server-Timing):",
         "",

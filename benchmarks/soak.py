@@ -8,8 +8,9 @@ A private stack on free ports under a temporary root (`Stack.up()`: services, jo
   followed until it ends.
 Every request's status and latency is kept; an error is any answer that is not 2xx, a batch that does not end
 `done`, or an exception. Reports errors, P50/P99 per minute and kind, and the resident memory and open file
-descriptors of every process of each component (its whole process group) at the start and at the end. Prints a
-table and writes var/bench/soak.json.
+descriptors of every process of each component (its whole process group) at the start, at the end of every
+minute and at the end: JVMs and caches grow while they warm up, a leak keeps growing after that. Prints a table
+and writes var/bench/soak.json.
 
     .venv/bin/python -m benchmarks.soak --minutes 10
 """
@@ -33,13 +34,11 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_batch import MODEL_ID, base_photos
-from benchmarks.common import PORT_FIELDS
+from benchmarks.common import PORT_FIELDS, unlimited_key
 from runners.stack.ports import free_ports
 from runners.stack.process import group_members
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
-from transforms.adapters.sql import SqlStore
-from transforms.keys import hash_key
 from transforms.settings import REPO_ROOT, Settings
 
 OUT = REPO_ROOT / "var" / "bench"
@@ -173,19 +172,22 @@ def main(argv: list[str] | None = None) -> None:
         stack.up()
         if stack.notes:
             raise RuntimeError("; ".join(stack.notes))
-        store = SqlStore.from_url(stack.settings.database_url)
-        key = store.keys.create("soak")
-        store.keys.set_limits(hash_key(key), rate_per_s=1_000, burst=1_000)  # a soak, not a rate-limit test
-        store.close()
+        key = unlimited_key(stack.settings.database_url, "soak")  # a soak, not a rate-limit test
         load_before = os.getloadavg()
         start = process_usage(stack)
         rec.began = time.monotonic()
-        # Memory a minute in as well: JVMs and caches grow while they warm up; a leak keeps growing after that.
-        warm: dict[str, dict[str, int]] = {}
-        sampler = threading.Timer(min(60.0, args.minutes * 30), lambda: warm.update(process_usage(stack)))
+        minutes: list[dict[str, dict[str, int]]] = []
+        stop = threading.Event()
+
+        def sample_every_minute() -> None:
+            while not stop.wait(60.0):
+                minutes.append(process_usage(stack))
+
+        sampler = threading.Thread(target=sample_every_minute, daemon=True)
         sampler.start()
         run_load(stack.settings.api_url, key, args, rec)
-        sampler.cancel()
+        stop.set()
+        sampler.join()
         end = process_usage(stack)
         load_after = os.getloadavg()
         restarts = {row["name"]: row["restarts"] for row in stack.status()}
@@ -199,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         "errors": len(rec.errors),
         "first_errors": rec.errors[:20],
         "per_minute": per_minute(rec),
-        "processes": {name: {"start": start.get(name), "after_1_min": warm.get(name), "end": end.get(name)}
-                      for name in start},
+        "processes": {name: {"start": start.get(name), "per_minute": [m.get(name) for m in minutes],
+                             "end": end.get(name)} for name in start},
         "restarts": restarts,
         "load_average_1_5_15": {"start": [round(x, 1) for x in load_before], "end": [round(x, 1) for x in load_after]},
     }
@@ -208,13 +210,13 @@ def main(argv: list[str] | None = None) -> None:
           f"(load average {report['load_average_1_5_15']['start'][0]} -> {report['load_average_1_5_15']['end'][0]})")
     for kind, minutes in report["per_minute"].items():
         print(f"{kind:<13} " + " ".join(f"{m['p99_ms']:>7.0f}" for m in minutes) + "   (P99 ms per minute)")
-    print(f"{'component':<18} {'RSS MiB start':>14} {'at 1 min':>9} {'end':>6} {'fds start':>10} {'at 1 min':>9} "
-          f"{'end':>5}")
+    print("resident memory MiB at the start, after each minute, at the end; open descriptors at the start and end")
     none = {"rss_kib": 0, "open_fds": 0}
     for name, usage in report["processes"].items():
-        s, w, e = usage["start"], usage["after_1_min"] or none, usage["end"] or none
-        print(f"{name:<18} {s['rss_kib'] / 1024:>14.0f} {w['rss_kib'] / 1024:>9.0f} {e['rss_kib'] / 1024:>6.0f} "
-              f"{s['open_fds']:>10} {w['open_fds']:>9} {e['open_fds']:>5}")
+        s, e = usage["start"], usage["end"] or none
+        rss = [s] + [m or none for m in usage["per_minute"]] + [e]
+        print(f"{name:<18} " + " ".join(f"{u['rss_kib'] / 1024:>5.0f}" for u in rss)
+              + f"   fds {s['open_fds']} -> {e['open_fds']}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "soak.json").write_text(json.dumps(report, indent=2))
 

@@ -20,10 +20,9 @@ import sys
 import time
 
 from benchmarks.bench_batch import MODEL_ID, base_photos
-from benchmarks.common import OUT_DIR, load_average, private_stack, write_report
+from benchmarks.common import OUT_DIR, load_average, private_stack, unlimited_key, write_report
 from runners.api_client import ApiClient
 from runners.stack.components.base import ComponentError
-from transforms.adapters.sql import SqlStore
 
 
 def one_run(index: int, items: int, timeout_s: float) -> dict:
@@ -39,8 +38,7 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
         if stack.notes:
             return report | {"done": None, "stack_error": "; ".join(stack.notes)}
         report["stack_up_s"] = round(time.monotonic() - began, 1)
-        store = SqlStore.from_url(stack.settings.database_url)
-        client = ApiClient(stack.settings.api_url, store.keys.create("warm-up"), timeout_s=60)
+        client = ApiClient(stack.settings.api_url, unlimited_key(stack.settings.database_url, "warm-up"), timeout_s=60)
         try:
             submitted = time.monotonic()
             batch = client.submit_batch(
@@ -57,7 +55,6 @@ def one_run(index: int, items: int, timeout_s: float) -> dict:
                        "completed": status.get("completed_count"), "failed": status.get("failed_count")}
         finally:
             client.close()
-            store.close()
         if not report["done"]:
             keep = OUT_DIR / f"warmup-stall-{index}"
             shutil.rmtree(keep, ignore_errors=True)

@@ -54,7 +54,8 @@ class _StepsMixin:
     def open(self, runtime_context: RuntimeContext) -> None:
         settings = load_settings(self._settings_file)
         serve_metrics(settings.batch_metrics_port)
-        self.steps = BatchSteps(build_ports(settings))
+        # Every store call of the batch steps is retried on an outage, so a ping before each one buys nothing.
+        self.steps = BatchSteps(build_ports(settings, store_pre_ping=False))
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)

@@ -25,7 +25,9 @@ from prometheus_client import Counter, Gauge
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-QUEUED = Gauge("imgrec_background_queue", "Items waiting for a background writer.", ["writer"])
+QUEUED = Gauge(
+    "imgrec_background_queue", "Items waiting for a background writer.", ["writer"], multiprocess_mode="livesum"
+)
 WRITTEN = Counter("imgrec_background_written_total", "Items a background writer has written.", ["writer"])
 RETRIES = Counter("imgrec_background_retries_total", "Failed writes that a background writer retried.", ["writer"])
 RETRY_DELAYS_S = (0.05, 0.2, 1.0, 5.0)  # then every 5 s until the write succeeds or `close` gives up

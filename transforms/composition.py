@@ -72,9 +72,9 @@ def migrate(database_url: str) -> None:
     upgrade(database_url)
 
 
-def open_store(settings: Settings) -> Store:
-    """PostgreSQL when `database_url` is set, else SQLite under `var_dir`."""
-    return SqlStore.from_url(settings.resolved_database_url)
+def open_store(settings: Settings, pre_ping: bool = True) -> Store:
+    """PostgreSQL when `database_url` is set, else SQLite under `var_dir` (`pre_ping`: see `Database.from_url`)."""
+    return SqlStore.from_url(settings.resolved_database_url, pre_ping)
 
 
 def make_cache(settings: Settings, client: RedisClient | None = None) -> ResultCache:
@@ -168,9 +168,13 @@ def make_job_health(settings: Settings) -> JobHealth | None:
     return FlinkJobHealth(settings.flink_rest_url, JOB_NAME, settings.batch_topic, settings.batch_partitions)
 
 
-def build_ports(settings: Settings) -> Ports:
-    """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`)."""
-    store = open_store(settings)
+def build_ports(settings: Settings, store_pre_ping: bool = True) -> Ports:
+    """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`).
+
+    `store_pre_ping=False` saves a database round trip per call for callers that retry every store call on an
+    outage (the batch steps do).
+    """
+    store = open_store(settings, store_pre_ping)
     catalog = ModelCatalog(store.registry)
     client = redis_client(settings.redis_url) if settings.redis_url else None  # one pool: cache and router
     return Ports(

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     )
     batch_partitions: int = Field(6, description="Partitions of the batch topic (and of the results topic).")
     batch_workers: int = Field(2, description="Worker threads of the embedded batch runner.")
+    api_workers: int = Field(
+        1,
+        ge=1,
+        description="API worker processes of `imgrec serve` (uvicorn workers on one port; about one per core). With "
+        "more than one, each keeps its own in-process state (the embedded cache and queue when no Redis or Kafka is "
+        "set), and /metrics adds up every worker's (Prometheus multiprocess mode).",
+    )
     batch_metrics_port: int | None = Field(
         None, description="Port where the Flink job's Python workers serve Prometheus metrics (none: off)."
     )

@@ -20,9 +20,11 @@ from prometheus_client import Gauge
 from transforms.store import BatchStore
 
 log = logging.getLogger(__name__)
+# Every API worker watches the same batches: several workers report the largest reading (multiprocess mode).
 STALLED = Gauge("imgrec_batches_stalled", "Open batches without progress for stall_after_s, by stuck stage.",
-                ["stage"])
-OLDEST_PROGRESS = Gauge("imgrec_batch_seconds_since_progress", "Longest time an open batch has gone without progress.")
+                ["stage"], multiprocess_mode="livemax")
+OLDEST_PROGRESS = Gauge("imgrec_batch_seconds_since_progress", "Longest time an open batch has gone without progress.",
+                        multiprocess_mode="livemax")
 STAGES = ("batch job", "before inference", "inference or sinks")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["health"])
+# Set (by `imgrec serve --workers N`) when several worker processes each keep their samples in files there.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @router.get("/healthz", summary="Liveness")
@@ -26,4 +30,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """This process's metrics, or every worker's added up when the API runs several (`imgrec serve --workers`)."""
+    registry = REGISTRY
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -38,6 +38,9 @@ class StackSettings(BaseSettings):
 
     redis_port: int = Field(16379, description="Redis port.")
     redis_aof: bool = Field(False, description="Turn on Redis AOF persistence (off: pure cache).")
+    redis_maxmemory: str = Field(
+        "512mb", description="Redis memory cap; past it the least recently used keys are evicted (allkeys-lru)."
+    )
 
     kafka_version: str = Field("4.1.1", description="Apache Kafka broker version resolved from Maven Central.")
     kafka_port: int = Field(19092, description="Kafka broker (client) port.")

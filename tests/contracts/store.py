@@ -127,6 +127,20 @@ class StoreContract:
         store.requests.complete([CompletedItem("r-1", "m", "1", "h", [Label("a", 0.5)], None, cache_hit=False)])
         assert store.requests.get("r-1")["status"] == "done"
 
+    def test_a_direct_message_joins_only_its_own_callers_existing_batch(self, store: SqlStore) -> None:
+        batch_id, _ = _batch(store, 1, callback=None)  # alice's
+        messages = {
+            "own": BatchItemMessage(request_id="d-1", caller_id="alice", model_id="m", image_uri="file:///a.png",
+                                    batch_id=batch_id, item_index=5),
+            "another caller's": BatchItemMessage(request_id="d-2", caller_id="bob", model_id="m",
+                                                 image_uri="file:///b.png", batch_id=batch_id, item_index=6),
+            "unknown": BatchItemMessage(request_id="d-3", caller_id="alice", model_id="m", image_uri="file:///c.png",
+                                        batch_id="no-such-batch"),
+        }  # fmt: skip
+        store.requests.ensure(list(messages.values()))
+        joined = {name: store.requests.get(m.request_id)["batch_id"] for name, m in messages.items()}
+        assert joined == {"own": batch_id, "another caller's": None, "unknown": None}
+
     def test_vectors_are_written_with_results_once_and_seen_only_through_the_callers_requests(
         self, store: SqlStore
     ) -> None:

@@ -40,6 +40,12 @@ def test_redis_set_with_ttl(redis_url: str) -> None:
     assert client.info("server")["redis_version"]
 
 
+def test_redis_is_a_bounded_cache(redis_url: str) -> None:
+    config = redis.Redis.from_url(redis_url, decode_responses=True).config_get("maxmemory*")
+    assert int(config["maxmemory"]) == 512 * 2**20
+    assert config["maxmemory-policy"] == "allkeys-lru"
+
+
 def test_kafka_consumer_group_reads_every_partition(kafka_bootstrap: str) -> None:
     topic = f"probe-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)

@@ -27,6 +27,7 @@ class Api(ProjectProcess):
             "IMGREC_VAR_DIR": str(app.var_dir),
             "IMGREC_MODEL_STORE": str(app.resolved_model_store),
             "IMGREC_FETCH_ALLOW_HOSTS": json.dumps(app.fetch_allow_hosts),
+            "IMGREC_API_WORKERS": str(app.api_workers),
         }
 
     def healthy(self) -> bool:

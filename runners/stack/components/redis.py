@@ -25,6 +25,9 @@ class Redis(Component):
             binary, "--bind", s.host, "--port", str(s.redis_port), "--dir", str(self.dir),
             "--save", "", "--appendonly", "yes" if s.redis_aof else "no",
             "--daemonize", "no", "--logfile", "",
+            # A cache (results, routes, rate counters; nothing that cannot be recomputed): bounded, least recently
+            # used out first, rather than growing with every new image for the 7 days of the results' TTL.
+            "--maxmemory", s.redis_maxmemory, "--maxmemory-policy", "allkeys-lru",
         ]
 
     def healthy(self) -> bool:

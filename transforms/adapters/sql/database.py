@@ -30,8 +30,13 @@ class Database:
         self.dialect: ModuleType = postgresql if engine.dialect.name == "postgresql" else sqlite
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        """Open a database; SQLite gets WAL and a busy timeout so worker threads and the API can share it."""
+    def from_url(cls, url: str, pre_ping: bool = True) -> Database:
+        """Open a database; SQLite gets WAL and a busy timeout so worker threads and the API can share it.
+
+        `pre_ping` tests each pooled connection with a round trip before use, so a caller never meets a connection
+        that a database restart closed. A caller that retries every call on `StoreUnavailable` can turn it off:
+        the first call on a dead connection fails, SQLAlchemy then replaces the whole pool, and the retry succeeds.
+        """
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -45,7 +50,7 @@ class Database:
         else:
             engine = create_engine(
                 url,
-                pool_pre_ping=True,
+                pool_pre_ping=pre_ping,
                 pool_size=10,
                 max_overflow=20,
                 pool_timeout=POOL_TIMEOUT_S,

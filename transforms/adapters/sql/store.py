@@ -27,8 +27,8 @@ class SqlStore:
         self.embeddings = SqlEmbeddings(db)
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
-        return cls(Database.from_url(url))
+    def from_url(cls, url: str, pre_ping: bool = True) -> SqlStore:
+        return cls(Database.from_url(url, pre_ping))
 
     @property
     def engine(self) -> Engine:
