@@ -56,7 +56,9 @@ def scaled_out(test_stack: TestStack, stack_settings: Settings, stack_root: Path
     admin = KafkaAdminClient(bootstrap_servers=app.kafka_bootstrap)
     try:
         ensure_topics(admin, wanted_topics(app))
-        SqlStore.from_url(app.resolved_database_url).registry.seed(load_registry())
+        store = SqlStore.from_url(app.resolved_database_url)
+        store.registry.seed(load_registry())
+        store.close()
         stack.start(CLUSTER)
         stack.submit_job()
         yield stack
