@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: run test test-fast venv system-deps browser models lint bench bench-deps clean
+.PHONY: run test test-fast venv system-deps deploy-tools browser models lint bench bench-deps clean
 
 run: venv models  ## Serve the API on 127.0.0.1:8080 with the embedded default.
 	$(BIN)/imgrec serve
 
-test: venv system-deps browser models  ## Install what the tests need and run the whole suite.
+test: venv system-deps deploy-tools browser models  ## Install what the tests need and run the whole suite.
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/pytest -ra
@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml setup.py
 
 system-deps: venv  ## PostgreSQL, Redis (apt) and the Kafka/Flink jars (Maven).
 	$(BIN)/imgrec stack install
+
+deploy-tools: venv  ## helm and Beam's Prism runner (Go module proxy), the CRD schema packages (npm); cached.
+	$(BIN)/imgrec deploy tools
 
 browser:  ## Debian's Chromium for the browser tests (Playwright drives it; browser downloads fail here).
 	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \

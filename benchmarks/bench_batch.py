@@ -51,7 +51,7 @@ from benchmarks.common import (
 )
 from pipelines.submit import job_status
 from runners.api_client import ApiClient
-from runners.stack.stack import SERVICES, Stack
+from runners.stack.stack import Stack
 from transforms.adapters.sql import SqlStore
 from transforms.adapters.sql import tables as t
 from transforms.handlers import get_handler
@@ -290,7 +290,7 @@ def start_stack(stack: Stack) -> float:
     """The services, the batch job RUNNING, then the API; seconds taken. No monitoring: the figures are the
     service's, without Prometheus and the exporters sharing its cores."""
     started = time.monotonic()
-    stack.start(SERVICES)
+    stack.start(stack.services)
     stack.submit_job()
     while (status := job_status(stack.app_settings)) is None or status.state != "RUNNING":
         if time.monotonic() - started > 300:

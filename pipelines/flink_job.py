@@ -2,7 +2,8 @@
 -> answers on the results topic (Flink's transactional Kafka sink: exactly once with the checkpoints).
 
 Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings-file PATH`;
-the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI).
+the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI), or
+run by the Flink Kubernetes Operator through the PythonDriver with IMGREC_* settings in the pods' environment.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 from pipelines.connector_jars import ensure_connector_jars
-from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions, load_settings, settings_path
+from pipelines.job_spec import CONSUMER_GROUP, JOB_NAME, JobOptions, load_settings
 from pipelines.operators import (
     CACHE_HITS,
     DEAD_LETTERS,
@@ -47,9 +48,11 @@ PICKLED = Types.PICKLED_BYTE_ARRAY()
 RESULTS_TRANSACTION_TIMEOUT_MS = 10 * 60 * 1000
 
 
-def job_config(settings: Settings) -> Configuration:
-    """Python execution (thread mode: fastest here), retained file:// checkpoints under var/, and how it fails.
+def job_config(state_dir: str | None) -> Configuration:
+    """Python execution (thread mode: fastest here), retained checkpoints and how the job fails.
 
+    Checkpoints and savepoints go under `state_dir` when given (the local stack: file:// under var/), else where
+    the cluster's configuration says (the Flink Kubernetes Operator sets them on object storage).
     A dependency outage shorter than `dependency_retry_s` is ridden out inside the operators; a longer one fails
     the job, which restarts with exponential backoff (1 s doubling to 30 s, never giving up) from its latest
     checkpoint. A checkpoint held up by such a retry times out after a minute, and a few failed checkpoints in a
@@ -57,8 +60,9 @@ def job_config(settings: Settings) -> Configuration:
     """
     config = Configuration()
     config.set_string("python.execution-mode", "thread")
-    config.set_string("execution.checkpointing.dir", (settings.var_dir / "flink" / "checkpoints").as_uri())
-    config.set_string("execution.checkpointing.savepoint-dir", (settings.var_dir / "flink" / "savepoints").as_uri())
+    if state_dir:
+        config.set_string("execution.checkpointing.dir", f"{state_dir.rstrip('/')}/checkpoints")
+        config.set_string("execution.checkpointing.savepoint-dir", f"{state_dir.rstrip('/')}/savepoints")
     config.set_string("execution.checkpointing.timeout", "60 s")
     config.set_string("execution.checkpointing.tolerable-failed-checkpoints", "5")
     config.set_string("restart-strategy.type", "exponential-delay")
@@ -68,14 +72,17 @@ def job_config(settings: Settings) -> Configuration:
     return config
 
 
-def build_job(env: StreamExecutionEnvironment, settings: Settings, options: JobOptions) -> None:
-    """Wire the dataflow on `env`."""
+def build_job(env: StreamExecutionEnvironment, settings_file: str | None, options: JobOptions) -> None:
+    """Wire the dataflow on `env`, with the settings from `settings_file` (else from the environment)."""
+    settings = load_settings(settings_file)
     env.add_jars(*(jar.as_uri() for jar in ensure_connector_jars()))
+    if options.parallelism is not None:
+        env.set_parallelism(options.parallelism)
     env.enable_checkpointing(options.checkpoint_interval_ms)
     env.get_checkpoint_config().set_externalized_checkpoint_retention(
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
-    conf = str(settings_path(settings))  # operators read the settings from the file when they open
+    conf = settings_file  # operators read the settings (from the file, else the environment) when they open
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         raise ValueError("IMGREC_KAFKA_BOOTSTRAP is not set: the Flink job reads the Kafka batch topic")
@@ -196,21 +203,26 @@ def _sink_results(env: StreamExecutionEnvironment, records: DataStream, settings
     statements.attach_as_datastream()
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Settings, JobOptions]:
+def parse_args(argv: list[str] | None = None) -> tuple[str | None, JobOptions, str | None]:
+    """The settings file (None: the environment), the job's options and where its state goes (None: the cluster's)."""
     parser = argparse.ArgumentParser(description=JOB_NAME)
-    parser.add_argument("--settings-file", required=True, help="The service Settings as a JSON file.")
+    parser.add_argument("--settings-file", help="The service Settings as a JSON file (default: IMGREC_* from the "
+                        "environment, as in the pods of the Flink Kubernetes Operator).")
+    parser.add_argument("--state-dir", help="URI of retained checkpoints and savepoints (default: the cluster's).")
+    parser.add_argument("--parallelism", type=int, default=JobOptions.parallelism)
     parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
-    options = JobOptions(args.preprocess_parallelism, args.checkpoint_interval_ms, args.bounded)
-    return load_settings(args.settings_file), options
+    options = JobOptions(parallelism=args.parallelism, preprocess_parallelism=args.preprocess_parallelism,
+                         checkpoint_interval_ms=args.checkpoint_interval_ms, bounded=args.bounded)
+    return args.settings_file, options, args.state_dir
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, options = parse_args(argv)
-    env = StreamExecutionEnvironment.get_execution_environment(job_config(settings))
-    build_job(env, settings, options)
+    settings_file, options, state_dir = parse_args(argv)
+    env = StreamExecutionEnvironment.get_execution_environment(job_config(state_dir))
+    build_job(env, settings_file, options)
     env.execute(JOB_NAME)
 
 

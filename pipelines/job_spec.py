@@ -15,6 +15,9 @@ from transforms.settings import Settings
 class JobOptions:
     """Knobs of one deployment of the job."""
 
+    # Subtasks of every operator (source, keyed state, sinks), Kafka partitions and keys split among them; None:
+    # the cluster's `parallelism.default` (the Flink Kubernetes Operator sets it, and its autoscaler overrides it).
+    parallelism: int | None = None
     preprocess_parallelism: int = 2
     checkpoint_interval_ms: int = 5_000
     # Stop at the offsets that are the latest when the job starts (benchmarks, backfills); else run forever.
@@ -41,9 +44,10 @@ def save_settings(settings: Settings) -> Path:
     return path
 
 
-def load_settings(path: str | Path) -> Settings:
-    """The settings `save_settings` wrote."""
-    return Settings.model_validate_json(Path(path).read_text())
+def load_settings(path: str | Path | None) -> Settings:
+    """The settings `save_settings` wrote; without a file, IMGREC_* from the environment (the job's pods under the
+    Flink Kubernetes Operator get their settings that way, secrets by reference)."""
+    return Settings.model_validate_json(Path(path).read_text()) if path else Settings()
 
 
 def desired_path(settings: Settings) -> Path:

@@ -2,7 +2,7 @@
 
 Each operator builds its own ports (store, cache, back end, ...) from the job's settings in `open`, because
 functions are pickled to the TaskManager and connections cannot travel. Operators carry the path of the settings
-file, not the settings, so no secret travels in the job graph.
+file (None: the TaskManager's IMGREC_* environment), not the settings, so no secret travels in the job graph.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class _StepsMixin:
 
     steps: BatchSteps
 
-    def __init__(self, settings_file: str) -> None:
+    def __init__(self, settings_file: str | None) -> None:
         self._settings_file = settings_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -98,7 +98,7 @@ class CacheLookup(_StepsMixin, KeyedProcessFunction):
     processing-time timer, and on the end-of-input event-time timer, which a bounded input's last watermark fires.
     """
 
-    def __init__(self, settings_file: str, dedup: InFlightDedup | None = None) -> None:
+    def __init__(self, settings_file: str | None, dedup: InFlightDedup | None = None) -> None:
         super().__init__(settings_file)
         self.dedup = dedup or InFlightDedup()
 

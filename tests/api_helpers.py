@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +80,22 @@ def photo_variants(count: int, name: str = "coffee") -> list[bytes]:
         image.crop((crop, crop, image.width - crop, image.height - crop)).save(buf, "JPEG", quality=70 + i % 30)
         out.append(buf.getvalue())
     return out
+
+
+def submit_batch(client: TestClient, headers: dict[str, str], images: list[bytes], model_id: str) -> str:
+    """POST the images as one batch (base64 items); its batch id."""
+    items = [{"image_data": base64.b64encode(img).decode(), "model_id": model_id} for img in images]
+    r = client.post("/v1/recognize/batch", json={"items": items}, headers=headers)
+    assert r.status_code == 202, r.text
+    return r.json()["batch_id"]
+
+
+def unique_images(count: int) -> list[bytes]:
+    """Small JPEGs new to the cache: one photograph with a unique trailer after the end marker (new hash)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(skimage_data.coffee())).convert("RGB").resize((64, 48)).save(buf, "JPEG")
+    tag = uuid.uuid4().hex
+    return [buf.getvalue() + f"unique-{tag}-{i}".encode() for i in range(count)]
 
 
 def imgrec(*args: str, env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from pipelines.readiness import wait_ready
 from pipelines.submit import cancel_job, submit_job
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
-from runners.stack.stack import SERVICES, Stack
+from runners.stack.stack import Stack
 from tests.served import ServedApi, serve_embedded
 from transforms.adapters.redis import redis_client
 from transforms.adapters.sql import SqlStore
@@ -189,7 +189,7 @@ def stack_settings(test_stack: TestStack) -> Settings:
     Unless reusing a stack, `var_dir` is the test stack's own, so blobs and Flink checkpoints never mix
     with a developer's; the model store stays the built one.
     """
-    test_stack.ensure(*SERVICES)
+    test_stack.ensure(*test_stack.stack.services)
     return test_stack.stack.app_settings
 
 

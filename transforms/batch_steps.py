@@ -212,14 +212,17 @@ class BatchSteps:
         with timer.stage("route"):
             model = self.ports.model_for(msg.model_id, msg.model_version)
         with timer.stage("fetch"):
-            if msg.image_uri.startswith(("http://", "https://")):
-                data = self.ports.fetcher.fetch(msg.image_uri, max_bytes=self.ports.settings.batch_max_bytes)
-            else:
-                data = self.ports.blobs.get(msg.image_uri)
+            data = self.read_image(msg.image_uri)
         with timer.stage("hash"):
             item = FetchedItem(msg, model, sha256_hex(data), data)
         timer.finish()
         return item
+
+    def read_image(self, uri: str) -> bytes:
+        """The bytes of an image reference: an http(s) URL (SSRF-guarded) or a blob-store URI."""
+        if uri.startswith(("http://", "https://")):
+            return self.ports.fetcher.fetch(uri, max_bytes=self.ports.settings.batch_max_bytes)
+        return self.ports.blobs.get(uri)
 
     def lookup(self, item: FetchedItem) -> Outcome | None:
         """The cached labels of this image and model version, or None on a miss."""

@@ -104,7 +104,7 @@ def registry_router(settings: Settings, store: Store) -> VersionRouter:
 def make_backend(settings: Settings) -> InferenceBackend:
     """Triton over gRPC when `triton_url` is set, else in-process ONNX Runtime on the local model store."""
     if settings.triton_url:
-        return TritonBackend(settings.triton_url, settings.triton_timeout_s)
+        return TritonBackend(settings.triton_url, settings.triton_timeout_s, settings.triton_channel_max_age_s)
     return make_onnxruntime_backend(settings)
 
 

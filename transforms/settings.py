@@ -96,6 +96,10 @@ class Settings(BaseSettings):
 
     # --- inference ---
     triton_timeout_s: float = Field(30.0, description="Timeout of one Triton request.")
+    triton_channel_max_age_s: float = Field(
+        0.0, description="Re-open the Triton gRPC channel this often (s), so servers added behind a DNS name get "
+        "calls (Kubernetes: 60); 0: never."
+    )
     dependency_retry_s: float = Field(
         30.0,
         description="How long a batch step retries an unavailable Triton, database or blob store (backoff) before "

@@ -47,11 +47,16 @@ def ensure_system_packages(say: Callable[[str], None]) -> None:
     if not missing:
         say(f"{', '.join(APT_PACKAGES)}: already installed")
         return
+    apt_install(missing, say)
+
+
+def apt_install(packages: list[str], say: Callable[[str], None]) -> None:
+    """apt-get update + install of Debian packages (through sudo when not root)."""
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    say(f"apt-get install {' '.join(missing)}")
+    say(f"apt-get install {' '.join(packages)}")
     subprocess.run([*sudo, "apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
                    check=True, env=env)
 
 

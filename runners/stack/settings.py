@@ -60,11 +60,24 @@ class StackSettings(BaseSettings):
     flink_metrics_port: int = Field(
         18085, description="Prometheus metrics of the batch job's Python workers (in the TaskManager)."
     )
-    flink_slots: int = Field(2, description="Task slots of the TaskManager.")
+    flink_taskmanagers: int = Field(
+        1, ge=1, description="TaskManagers of the session cluster, each its own supervised process "
+        "(flink-taskmanager, flink-taskmanager-2, ...) with its own ports and directories."
+    )
+    flink_parallelism: int = Field(
+        1, ge=1, description="Parallelism of the batch job the stack submits: its Kafka source, keyed state and "
+        "sinks split into this many subtasks, spread over the TaskManagers."
+    )
+    flink_slots: int = Field(2, description="Task slots of each TaskManager.")
     flink_jobmanager_memory: str = Field("1024m", description="JobManager process memory.")
     flink_taskmanager_memory: str = Field("2048m", description="TaskManager process memory.")
     flink_jobmanager_metrics_port: int = Field(18091, description="Flink JobManager Prometheus reporter port.")
-    flink_taskmanager_metrics_port: int = Field(18092, description="Flink TaskManager Prometheus reporter port.")
+    flink_taskmanager_metrics_port: int = Field(
+        18092, description="Flink TaskManager Prometheus reporter port (the first TaskManager's)."
+    )
+    flink_extra_taskmanager_metrics_port: int = Field(
+        18095, description="Prometheus reporter port of the second TaskManager; a third uses the next port, and so on."
+    )
 
     prometheus_port: int = Field(18090, description="Prometheus web UI and API port.")
     prometheus_scrape_interval: str = Field(
@@ -160,6 +173,12 @@ class StackSettings(BaseSettings):
     def flink_rest_url(self) -> str:
         """Flink REST API and web UI."""
         return f"http://{self.host}:{self.flink_rest_port}"
+
+    def taskmanager_metrics_port(self, index: int) -> int:
+        """Prometheus reporter port of TaskManager `index` (1-based)."""
+        if index == 1:
+            return self.flink_taskmanager_metrics_port
+        return self.flink_extra_taskmanager_metrics_port + index - 2
 
     @property
     def flink_metrics_url(self) -> str:

@@ -25,7 +25,8 @@ COMPONENT_TYPES: tuple[type[Component], ...] = (
 )
 # What watches the others: started last, once there is something to scrape.
 MONITORING = (RedisExporter.name, PipelineExporter.name, Prometheus.name)
-# Everything the API and the batch job depend on; the API starts once these are ready.
+# Everything the API and the batch job depend on; the API starts once these are ready. A stack with more than one
+# TaskManager has more (see `Stack.services`).
 SERVICES = tuple(kind.name for kind in COMPONENT_TYPES if kind is not Api and kind.name not in MONITORING)
 
 
@@ -35,10 +36,20 @@ class Stack:
     def __init__(self, settings: StackSettings | None = None, app_settings: Settings | None = None) -> None:
         self.settings = settings or StackSettings()
         self.app_settings = self.settings.service_settings(app_settings or Settings())
-        self.components: dict[str, Component] = {
-            kind.name: kind(self.settings, self.app_settings) for kind in COMPONENT_TYPES
-        }
+        components: list[Component] = []
+        for kind in COMPONENT_TYPES:
+            if kind is FlinkTaskManager:
+                components += [FlinkTaskManager(self.settings, self.app_settings, index)
+                               for index in range(1, self.settings.flink_taskmanagers + 1)]
+            else:
+                components.append(kind(self.settings, self.app_settings))
+        self.components: dict[str, Component] = {component.name: component for component in components}
         self.notes: list[str] = []
+
+    @property
+    def services(self) -> list[str]:
+        """Everything the API and the batch job depend on (every TaskManager), in start order."""
+        return [name for name in self.components if name != Api.name and name not in MONITORING]
 
     def __getitem__(self, name: str) -> Component:
         try:
@@ -76,16 +87,17 @@ class Stack:
     def submit_job(self) -> str:
         """Submit the batch job to the Flink cluster (a running one is kept) and wait until it is ready (its Kafka
         source holds every partition); its job id."""
+        from pipelines.job_spec import JobOptions
         from pipelines.readiness import wait_ready
         from pipelines.submit import submit_job
 
-        job_id = submit_job(self.app_settings)
+        job_id = submit_job(self.app_settings, options=JobOptions(parallelism=self.settings.flink_parallelism))
         wait_ready(self.app_settings, timeout_s=self.settings.start_timeout_s)
         return job_id
 
     def up(self) -> dict[str, float]:
         """Start everything: the services, the batch job, the API, then monitoring; seconds taken by each."""
-        timings = self.start(SERVICES)
+        timings = self.start(self.services)
         if self.settings.submit_job:
             began = time.monotonic()
             try:
@@ -99,7 +111,22 @@ class Stack:
     def stop(self, names: Iterable[str] | None = None) -> list[str]:
         """Stop the named components (all by default) in reverse order; the names that were running."""
         wanted = set(names) if names is not None else set(self.components)
-        return [c.name for c in reversed(self.components.values()) if c.name in wanted and c.stop()]
+        stopped = [c.name for c in reversed(self.components.values()) if c.name in wanted and c.stop()]
+        if names is None:
+            stopped += self._stop_strays()
+        return stopped
+
+    def _stop_strays(self) -> list[str]:
+        """Stop what the supervisor runs beyond these components (TaskManagers of an earlier, larger setting)."""
+        supervisor = next(iter(self.components.values())).supervisor
+        if not supervisor.running():
+            return []
+        strays = [name for name in supervisor.programs() if name.startswith(f"{FlinkTaskManager.name}-")
+                  and name not in self.components]
+        for name in strays:
+            supervisor.stop(name)
+        supervisor.shutdown_if_idle()
+        return strays
 
     def status(self) -> list[dict[str, Any]]:
         """One object per component: name, pid, url, healthy."""

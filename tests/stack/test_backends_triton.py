@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -57,3 +58,19 @@ def test_malformed_input_is_a_value_error(triton: TritonBackend) -> None:
         triton.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 9, 9), np.float32)}, ["logits"])
 
 
+def test_channel_is_reopened_after_its_max_age_and_calls_go_on(triton_url: str) -> None:
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    # dns:/// resolves every address of a name (round robin over them); an address literal resolves to itself.
+    backend = TritonBackend(f"dns:///{triton_url}", timeout_s=1.5, channel_max_age_s=1.5)
+    try:
+        first = backend._channel
+        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        time.sleep(1.6)
+        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        assert backend._channel is not first and backend._retired is first  # the old one closes one age later
+        time.sleep(1.6)
+        out = backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        assert backend._retired is not first
+        np.testing.assert_allclose(out["logits"], [[0, 0, 0]])
+    finally:
+        backend.close()

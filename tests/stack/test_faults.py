@@ -13,30 +13,25 @@ Run alone with `pytest -m faults`. One stack (the session's), small batches, fau
 from __future__ import annotations
 
 import base64
-import io
 import os
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
-from skimage import data as skimage_data
-from sqlalchemy import func, select
 
 from runners.stack.components.api import Api
 from runners.stack.components.base import Component
 from runners.stack.ports import free_ports
+from tests.api_helpers import unique_images
 from tests.conftest import RECOVERY, TestStack
+from tests.db_helpers import stored_results
 from tests.webhook_receiver import Received, webhook_receiver
 from transforms.adapters.sql import SqlStore
-from transforms.adapters.sql import tables as t
 from transforms.settings import Settings
 from transforms.store import StoreUnavailable
 
@@ -68,14 +63,6 @@ def api(test_stack: TestStack, job: tuple[Settings, SqlStore]) -> Iterator[tuple
 def receiver() -> Iterator[tuple[str, Received]]:
     with webhook_receiver() as pair:
         yield pair
-
-
-def unique_images(count: int) -> list[bytes]:
-    """Small JPEGs new to the cache: one photograph with a unique trailer after the end marker (new hash)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(skimage_data.coffee())).convert("RGB").resize((64, 48)).save(buf, "JPEG")
-    tag = uuid.uuid4().hex
-    return [buf.getvalue() + f"fault-{tag}-{i}".encode() for i in range(count)]
 
 
 @dataclass
@@ -147,16 +134,10 @@ def check_batch(store: SqlStore, batch_id: str, progress: Progress, received: Re
     """Nothing lost, nothing doubled, counts monotonic, no false cache hit, webhook once."""
     summary = store.batches.summary(batch_id)
     assert (summary.status, summary.completed_count, summary.failed_count) == ("done", count, 0), summary
-    r, res = t.inference_requests, t.inference_results
-    with store.engine.connect() as conn:
-        per_request = conn.execute(
-            select(r.c.request_id, func.count(res.c.request_id), func.count().filter(res.c.cache_hit))
-            .select_from(r.outerjoin(res, res.c.request_id == r.c.request_id))
-            .where(r.c.batch_id == batch_id).group_by(r.c.request_id)
-        ).all()
+    per_request = stored_results(store, batch_id)
     assert len(per_request) == count
-    assert Counter(results for _, results, _ in per_request) == {1: count}, "an item without or with two results"
-    assert sum(hits for _, _, hits in per_request) == 0, "a replay reported its own first attempt as a cache hit"
+    assert Counter(results for results, _ in per_request.values()) == {1: count}, "an item without or with two results"
+    assert sum(hits for _, hits in per_request.values()) == 0, "a replay reported its own first attempt as a cache hit"
     for (_, c0, f0), (_, c1, f1) in zip(progress.samples, progress.samples[1:], strict=False):
         assert c1 >= c0 and f1 >= f0, f"progress went backwards: {c0} -> {c1}, failed {f0} -> {f1}"
     wait_for(lambda: any(batch_id.encode() in body for _, body in received.deliveries), 60, "the webhook")

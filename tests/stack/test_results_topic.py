@@ -12,48 +12,17 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 
-from pipelines.submit import job_status
 from runners.stack.install import ensure_kafka_tools
-from tests.api_helpers import api_client, photo_bytes, photo_variants
+from tests.api_helpers import api_client, photo_bytes, photo_variants, submit_batch
+from tests.job_helpers import ResultsReader, job_failovers, wait_completed
 from transforms.settings import Settings
 
 SCENE = "scene-classification"
-
-
-class ResultsReader:
-    """A consumer of the whole results topic that reads committed messages only (by default), as a producer's
-    client would."""
-
-    def __init__(self, settings: Settings, isolation_level: str = "read_committed") -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level=isolation_level,
-                                      enable_auto_commit=False, consumer_timeout_ms=500)
-        partitions = [TopicPartition(settings.results_topic, p)
-                      for p in self.consumer.partitions_for_topic(settings.results_topic)]
-        self.consumer.assign(partitions)
-        self.consumer.seek_to_beginning()
-        self.records: list[tuple[bytes | None, dict]] = []
-
-    def read_until(self, done: Callable[[list[dict]], bool], timeout_s: float = 180) -> list[dict]:
-        """Read on until `done(messages so far)`; returns every message read."""
-        deadline = time.monotonic() + timeout_s
-        while not done(self.messages):
-            assert time.monotonic() < deadline, f"results not complete: {len(self.messages)} read"
-            self.records.extend((m.key, json.loads(m.value)) for m in self.consumer)
-        return self.messages
-
-    @property
-    def messages(self) -> list[dict]:
-        return [message for _, message in self.records]
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def claim(settings: Settings, name: str, data: bytes) -> str:
@@ -166,16 +135,9 @@ def test_after_a_taskmanager_kill_mid_batch_every_answer_is_read_once(job, test_
     reader, uncommitted = ResultsReader(settings), ResultsReader(settings, "read_uncommitted")
     try:
         with api_client(settings) as (client, headers):
-            images = [base64.b64encode(img).decode() for img in photo_variants(120, "astronaut")]
-            r = client.post("/v1/recognize/batch", json={"items": [{"image_data": d, "model_id": SCENE}
-                                                                   for d in images]}, headers=headers)
-            assert r.status_code == 202, r.text
-            batch_id = r.json()["batch_id"]
-            deadline = time.monotonic() + 120
-            while store.batches.summary(batch_id).completed_count < 20:
-                assert time.monotonic() < deadline, "the job made no progress"
-                time.sleep(0.1)
-        restarts, supervised = _restarts(settings), taskmanager.restarts()
+            batch_id = submit_batch(client, headers, photo_variants(120, "astronaut"), SCENE)
+            wait_completed(store, batch_id, 20)
+        restarts, supervised = job_failovers(settings), taskmanager.restarts()
         pid = taskmanager.pid()
         assert pid is not None
         os.killpg(pid, signal.SIGKILL)
@@ -196,7 +158,7 @@ def test_after_a_taskmanager_kill_mid_batch_every_answer_is_read_once(job, test_
     finally:
         reader.close()
         uncommitted.close()
-    assert _restarts(settings) > restarts, "the job did not fail over after the kill"
+    assert job_failovers(settings) > restarts, "the job did not fail over after the kill"
     per_request = Counter(m["request_id"] for m in messages if m["type"] == "result" and m["batch_id"] == batch_id)
     assert len(per_request) == 120 and set(per_request.values()) == {1}, per_request.most_common(3)
     events = [m for m in messages if m["type"] == "batch.completed" and m["batch_id"] == batch_id]
@@ -205,14 +167,6 @@ def test_after_a_taskmanager_kill_mid_batch_every_answer_is_read_once(job, test_
     repeated = sum(m["type"] == "result" and m["batch_id"] == batch_id for m in everything) - 120
     print(f"\nTaskManager killed at {done_at_kill} of 120 done; read_committed: every answer once, one completion "
           f"event; read_uncommitted also saw {repeated} repeated answers (aborted transaction)")
-
-
-def _restarts(settings: Settings) -> int:
-    """Failures the job has recovered from (its exception history)."""
-    status = job_status(settings)
-    assert status is not None
-    url = f"{settings.flink_rest_url}/jobs/{status.job_id}/exceptions"
-    return len(httpx.get(url, timeout=10).json()["exceptionHistory"]["entries"])
 
 
 def _dead_letter_of(settings: Settings, raw: str) -> dict | None:

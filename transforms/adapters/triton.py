@@ -6,6 +6,9 @@ model, timeout) raises InferenceUnavailable naming the server and the gRPC statu
 
 from __future__ import annotations
 
+import threading
+import time
+
 import grpc
 import numpy as np
 
@@ -22,13 +25,27 @@ UNLIMITED = -1
 
 
 class TritonBackend:
-    """gRPC client of one Triton server (`host:port`); thread-safe, one channel shared by all callers."""
+    """gRPC client of Triton at `url` (`host:port`, or `dns:///name:port` for every address a name resolves to,
+    balanced round robin); thread-safe, one channel shared by all callers.
 
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+    gRPC reads DNS again only when a connection drops, so servers added behind a name (pods KEDA scales out) would
+    get no calls: with `channel_max_age_s` the channel is re-opened that often. The old one is closed one age
+    later, after its calls have ended (the age is at least the call timeout).
+    """
+
+    def __init__(self, url: str, timeout_s: float = 30.0, channel_max_age_s: float = 0.0) -> None:
         self.url = url
         self._timeout_s = timeout_s
-        options = [("grpc.max_send_message_length", UNLIMITED), ("grpc.max_receive_message_length", UNLIMITED)]
-        self._channel = grpc.insecure_channel(url, options=options)
+        self._max_age_s = max(channel_max_age_s, timeout_s) if channel_max_age_s > 0 else 0.0
+        self._lock = threading.Lock()
+        self._retired: grpc.Channel | None = None
+        self._open()
+
+    def _open(self) -> None:
+        options = [("grpc.max_send_message_length", UNLIMITED), ("grpc.max_receive_message_length", UNLIMITED),
+                   ("grpc.lb_policy_name", "round_robin")]
+        self._channel = grpc.insecure_channel(self.url, options=options)
+        self._opened_at = time.monotonic()
         self._infer = self._channel.unary_unary(
             SERVICE + "ModelInfer",
             request_serializer=pb.ModelInferRequest.SerializeToString,
@@ -40,9 +57,21 @@ class TritonBackend:
             response_deserializer=pb.ServerReadyResponse.FromString,
         )
 
+    def _renew_if_old(self) -> None:
+        if not self._max_age_s or time.monotonic() - self._opened_at < self._max_age_s:
+            return
+        with self._lock:
+            if time.monotonic() - self._opened_at < self._max_age_s:
+                return  # another caller renewed it
+            if self._retired is not None:
+                self._retired.close()
+            self._retired = self._channel
+            self._open()
+
     def infer(
         self, model: ModelVersion, inputs: dict[str, np.ndarray], output_names: list[str]
     ) -> dict[str, np.ndarray]:
+        self._renew_if_old()
         request = pb.ModelInferRequest(model_name=model.triton_name, model_version=model.version)
         for name, array in inputs.items():
             array = np.ascontiguousarray(array)
@@ -73,4 +102,6 @@ class TritonBackend:
             return False
 
     def close(self) -> None:
+        if self._retired is not None:
+            self._retired.close()
         self._channel.close()

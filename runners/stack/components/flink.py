@@ -1,4 +1,5 @@
-"""Apache Flink: a standalone session cluster (JobManager + TaskManager) from the pyflink wheel's scripts."""
+"""Apache Flink: a standalone session cluster (a JobManager, one or more TaskManagers) from the pyflink wheel's
+scripts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import yaml
 
 from pipelines import cluster
 from runners.stack.components.base import VENV_BIN, Component, ComponentError, quietly
-from transforms.settings import REPO_ROOT
+from runners.stack.settings import StackSettings
+from transforms.settings import REPO_ROOT, Settings
 
 
 def flink_home() -> Path:
@@ -48,7 +50,7 @@ NETWORK_BUFFERS = {
 
 
 class FlinkProcess(Component):
-    """One Flink daemon in the foreground; both share a config dir under <root>/flink."""
+    """One Flink daemon in the foreground; all of them share a config dir under <root>/flink."""
 
     script: str
 
@@ -70,6 +72,16 @@ class FlinkProcess(Component):
         return self.flink_dir / "conf"
 
     @property
+    def run_dir(self) -> Path:
+        """Its pid file."""
+        return self.flink_dir / "run"
+
+    @property
+    def daemon_log_dir(self) -> Path:
+        """Its log file (besides its console output, which the supervisor keeps)."""
+        return self.flink_dir / "log"
+
+    @property
     def url(self) -> str:
         return self.settings.flink_rest_url
 
@@ -87,6 +99,9 @@ class FlinkProcess(Component):
             "taskmanager.host": s.host,
             "taskmanager.memory.process.size": s.flink_taskmanager_memory,
             "taskmanager.numberOfTaskSlots": s.flink_slots,
+            # With several TaskManagers, a job's subtasks go to the one with the most free slots, so its parallel
+            # instances (and the keyed state they hold) are spread over the TaskManagers rather than packed.
+            "taskmanager.load-balance.mode": "slots",
             "rest.address": s.host,
             "rest.bind-address": s.host,
             "rest.port": s.flink_rest_port,
@@ -122,9 +137,13 @@ class FlinkProcess(Component):
             link.unlink(missing_ok=True)
             link.symlink_to(reporter, target_is_directory=True)
 
+    def dynamic_config(self) -> dict[str, Any]:
+        """This process's own values (`-D` on its command line), beside the shared config file."""
+        return {f"metrics.reporter.{REPORTER}.port": self.metrics_port}
+
     def command(self) -> list[str]:
-        port = f"metrics.reporter.{REPORTER}.port={self.metrics_port}"
-        return ["bash", str(flink_home() / "bin" / self.script), "start-foreground", "-D", port]
+        flags = [arg for key, value in self.dynamic_config().items() for arg in ("-D", f"{key}={value}")]
+        return ["bash", str(flink_home() / "bin" / self.script), "start-foreground", *flags]
 
     @property
     def metrics_url(self) -> str:
@@ -135,8 +154,8 @@ class FlinkProcess(Component):
         env = super().env()
         env.update(
             FLINK_CONF_DIR=str(self.conf_dir),
-            FLINK_LOG_DIR=str(self.flink_dir / "log"),
-            FLINK_PID_DIR=str(self.flink_dir / "run"),
+            FLINK_LOG_DIR=str(self.daemon_log_dir),
+            FLINK_PID_DIR=str(self.run_dir),
             FLINK_PLUGINS_DIR=str(self.plugins_dir),
             # flink-python on the cluster's class path, so thread-mode jobs can follow one another.
             FLINK_LIB_DIR=str(cluster.lib_dir(self.flink_dir / "lib")),
@@ -167,14 +186,45 @@ class FlinkJobManager(FlinkProcess):
 
 
 class FlinkTaskManager(FlinkProcess):
-    """The TaskManager: runs the job's operators, Python ones included."""
+    """A TaskManager: runs the job's operators, Python ones included.
+
+    The stack runs `flink_taskmanagers` of them, numbered from 1: the first is `flink-taskmanager`, the others
+    `flink-taskmanager-N`, each its own supervised process (killed and restarted alone) with its own resource id,
+    Prometheus port, pid and temporary directories.
+    """
 
     name = "flink-taskmanager"
     script = "taskmanager.sh"
 
+    def __init__(self, settings: StackSettings, app_settings: Settings | None = None, index: int = 1) -> None:
+        super().__init__(settings, app_settings)
+        self.index = index
+        if index > 1:
+            self.name = f"{FlinkTaskManager.name}-{index}"
+
     @property
     def metrics_port(self) -> int:
-        return self.settings.flink_taskmanager_metrics_port
+        return self.settings.taskmanager_metrics_port(self.index)
+
+    # Own pid and log dirs: the scripts number a daemon's log file by the daemons listed in its pid file, so
+    # TaskManagers with pid files of their own would all write flink-*-taskexecutor-0-*.log in a shared log dir.
+    @property
+    def run_dir(self) -> Path:
+        return self.flink_dir / "run" / self.name
+
+    @property
+    def daemon_log_dir(self) -> Path:
+        return self.flink_dir / "log" / self.name
+
+    def prepare(self) -> None:
+        super().prepare()
+        (self.flink_dir / "tmp" / self.name).mkdir(parents=True, exist_ok=True)
+
+    def dynamic_config(self) -> dict[str, Any]:
+        # A fixed resource id: a restarted TaskManager replaces its dead registration at once (no wait for the
+        # heartbeat timeout), and the REST API tells which TaskManager runs what.
+        return super().dynamic_config() | {"taskmanager.resource-id": self.name,
+                                           "io.tmp.dirs": str(self.flink_dir / "tmp" / self.name)}
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -182,5 +232,11 @@ class FlinkTaskManager(FlinkProcess):
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), sysconfig.get_paths()["purelib"]])
         return env
 
+    def registered(self) -> bool:
+        """Whether the JobManager lists this TaskManager (by its resource id)."""
+        response = httpx.get(f"{self.settings.flink_rest_url}/taskmanagers", timeout=2.0)
+        response.raise_for_status()
+        return any(tm["id"] == self.name for tm in response.json()["taskmanagers"])
+
     def healthy(self) -> bool:
-        return quietly(lambda: self.overview()["taskmanagers"] >= 1)
+        return quietly(self.registered)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import shutil
 import subprocess
 import time
@@ -11,10 +10,10 @@ import uuid
 from pathlib import Path
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from pipelines.job_spec import CONSUMER_GROUP
+from runners.kafka_topics import ensure_topics, wanted_topics
 from runners.stack.components.base import Component, ComponentError, port_open, quietly
 from runners.stack.install import HERE, ensure_kafka_jars
 
@@ -116,21 +115,10 @@ class Kafka(Component):
         with it every group coordinator) only when a client first asks for one; a job started before either is
         settled has seen its source stall. So the stack is not ready until both are.
         """
-        app = self.app_settings
         admin = self.admin()
         try:
-            existing = set(admin.list_topics())
-            topics = [NewTopic(app.batch_topic, app.batch_partitions, 1),
-                      NewTopic(app.dead_letter_topic, 1, 1),
-                      NewTopic(app.results_topic, app.batch_partitions, 1)]
-            wanted = [topic for topic in topics if topic.name not in existing]
-            if wanted:
-                # Another client may have created one in the meantime.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(wanted)
             deadline = time.monotonic() + self.settings.start_timeout_s
-            timeout_ms = int(self.settings.start_timeout_s * 1000)
-            admin.wait_for_topics([topic.name for topic in topics], timeout_ms=timeout_ms)
+            ensure_topics(admin, wanted_topics(self.app_settings), timeout_ms=int(self.settings.start_timeout_s * 1000))
             while True:
                 try:
                     admin.list_group_offsets({CONSUMER_GROUP: None})  # answered by the group's coordinator

@@ -47,7 +47,8 @@ class Prometheus(Component):
                 job(names.JOB_PIPELINE, (s.pipeline_exporter_port, {})),
                 job(names.JOB_TRITON, (s.triton_metrics_port, {})),
                 job(names.JOB_FLINK, (s.flink_jobmanager_metrics_port, {"component": "jobmanager"}),
-                    (s.flink_taskmanager_metrics_port, {"component": "taskmanager"})),
+                    *((s.taskmanager_metrics_port(index), {"component": "taskmanager"})
+                      for index in range(1, s.flink_taskmanagers + 1))),
                 job(names.JOB_REDIS, (s.redis_exporter_port, {})),
             ],
         }
