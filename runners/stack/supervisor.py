@@ -44,11 +44,16 @@ class Program:
     stop_wait_s: float = 30.0
 
     def config(self) -> str:
-        """The `[program:NAME]` section."""
+        """The `[program:NAME]` section.
+
+        A program run as another user starts in `/`: that user may not be allowed into the checkout (a clone made
+        with `mktemp -d` is mode 700), and supervisord would then refuse to spawn it.
+        """
+        directory = "/" if self.user else str(REPO_ROOT)
         lines = [
             f"[program:{self.name}]",
             f"command={_escape(shlex.join(self.command))}",
-            f"directory={_escape(str(REPO_ROOT))}",
+            f"directory={_escape(directory)}",
             "autostart=false",
             "autorestart=true",
             # Up for a second counts as started; a faster exit is retried with a growing pause (1, 2, 3 ... s).
