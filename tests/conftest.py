@@ -22,7 +22,7 @@ import redis
 
 from pipelines.job_spec import JobOptions
 from pipelines.readiness import wait_ready
-from pipelines.submit import cancel_job, submit_job
+from pipelines.submit import JobError, cancel_job, submit_job
 from runners.stack.ports import free_ports
 from runners.stack.settings import StackSettings
 from runners.stack.stack import Stack
@@ -196,18 +196,25 @@ def stack_settings(test_stack: TestStack) -> Settings:
 # A password in the job's database URL (the stack's PostgreSQL trusts loopback and ignores it): it must never show
 # on a command line, in the job's arguments or in the Flink UI.
 JOB_SECRET = "job-secret-3f9c1e"
+FLINK_PROCESSES = ("flink-jobmanager", "flink-taskmanager", "flink-job-keeper")
 
 
 @pytest.fixture(scope="module")
-def job(stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
-    """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from)."""
+def job(test_stack: TestStack, stack_settings: Settings) -> Iterator[tuple[Settings, SqlStore]]:
+    """The job, submitted fresh (short checkpoint interval so a cancel has one to resume from). A job that does not
+    get ready fails the fixture with the Flink processes' last log lines, since the stack and its logs are removed at
+    the end of the session."""
     url = stack_settings.resolved_database_url.replace("://postgres@", f"://postgres:{JOB_SECRET}@")
     settings = stack_settings.model_copy(update={"micro_batch_max_wait_ms": 50, "database_url": url})
     store = SqlStore.from_url(settings.resolved_database_url)
     store.registry.seed(load_registry())
     cancel_job(settings)
     submit_job(settings, fresh=True, options=JobOptions(checkpoint_interval_ms=1000))
-    wait_ready(settings, timeout_s=StackSettings().start_timeout_s)  # every task up: slow on a loaded machine
+    try:
+        wait_ready(settings, timeout_s=StackSettings().start_timeout_s)  # every task up: slow on a loaded machine
+    except JobError as exc:
+        logs = "".join(f"\n--- {name} ---\n{test_stack.stack[name].log_tail(80)}" for name in FLINK_PROCESSES)
+        raise JobError(f"{exc}{logs}") from exc
     yield settings, store
     cancel_job(settings)
     store.close()
