@@ -39,14 +39,6 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 REPORTER = "prom"
 REPORTER_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
-# A preprocessed image (224x224x3 float32, ~600 KB) spans ~19 network buffers of 32 KB, and by default a channel
-# holds at most 10 (2 exclusive + 8 floating per input gate; 10 per output subpartition): less than one image in
-# flight between the preprocessing and micro-batching tasks, so the micro-batcher starved. These let several
-# images queue there while Triton runs.
-NETWORK_BUFFERS = {
-    "taskmanager.network.memory.floating-buffers-per-gate": 128,
-    "taskmanager.network.memory.max-buffers-per-channel": 128,
-}
 
 
 class FlinkProcess(Component):
@@ -117,7 +109,6 @@ class FlinkProcess(Component):
             # so the old job's orphaned tasks stop soon after a JobManager dies.
             "heartbeat.interval": 2000,
             "heartbeat.timeout": 15000,
-            **NETWORK_BUFFERS,
             # Prometheus scrapes each process; the port is set per process on its command line.
             f"metrics.reporter.{REPORTER}.factory.class": REPORTER_FACTORY,
         } | cluster.CONFIG
