@@ -15,6 +15,8 @@ import pyflink
 FLINK_HOME = Path(pyflink.__file__).parent
 
 CONFIG = {"classloader.parent-first-patterns.additional": "pemja."}
+# First on a TaskManager's PYTHONPATH: its sitecustomize imports the job's modules as the embedded interpreter starts.
+TASKMANAGER_SITE = Path(__file__).with_name("taskmanager_site")
 
 
 def lib_dir(target: Path) -> Path:

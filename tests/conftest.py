@@ -54,6 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("tests outside their layer's folder:\n  " + "\n  ".join(misplaced))
 
 
+STUCK_START_S = 60
 RECOVERY = "recovery"  # a test's user property: one row of the recovery table printed at the end of the session
 
 
@@ -115,6 +116,9 @@ def test_stack() -> Iterator[TestStack]:
         stack_env = TestStack(Stack(StackSettings()), reuse=True)
         yield stack_env
         return
+    # The stack's job keeper restarts a job stuck opening its tasks after this long (the default 120 s would leave a
+    # stalled start to outlast the job fixture's wait); the fault suite causes such a stall.
+    os.environ["IMGREC_JOB_STUCK_START_S"] = str(STUCK_START_S)
     root = Path(tempfile.mkdtemp(prefix="imgrec-stack-"))
     # PostgreSQL runs as an unprivileged user when tests run as root; it must traverse the root.
     root.chmod(0o755)

@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         description="A batch with unfinished items that makes no progress this long is reported stuck (metric "
         "imgrec_batches_stalled and a log line naming the stage).",
     )
+    job_stuck_start_s: float = Field(
+        120.0,
+        gt=0,
+        description="The job keeper cancels a RUNNING batch job whose tasks are still opening (INITIALIZING) this "
+        "long after it (re)started, logging where they wait; the cluster replaces the TaskManager and the keeper "
+        "resubmits the job from its newest checkpoint.",
+    )
 
     # --- embeddings and similarity search ---
     embedding_model_id: str = Field(

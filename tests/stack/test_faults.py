@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from pipelines.job_spec import settings_path
+from pipelines.submit import job_status
 from runners.stack.components.api import Api
 from runners.stack.components.base import Component
 from runners.stack.ports import free_ports
 from tests.api_helpers import unique_images
-from tests.conftest import RECOVERY, TestStack
+from tests.conftest import RECOVERY, STUCK_START_S, TestStack
 from tests.db_helpers import stored_results
 from tests.webhook_receiver import Received, webhook_receiver
 from transforms.adapters.sql import SqlStore
@@ -246,6 +248,58 @@ def test_a_ten_second_triton_stall_is_ridden_out_inside_the_job(test_stack: Test
         f"{_last_failure(settings, job_before[0])}"
 
 
+def test_a_job_stuck_opening_its_tasks_is_restarted_by_the_keeper(test_stack: TestStack, job, api, receiver,
+                                                                  record_property) -> None:
+    """A hung operator set-up (here: every operator's open blocked reading a FIFO nobody writes) ignores cancel and
+    leaves the job RUNNING with nothing read; the keeper cancels it, the TaskManager's cancellation watchdog ends the
+    TaskManager, and the keeper resubmits the job from its newest checkpoint."""
+    settings, store = job
+    api_component, headers = api
+    hook, received = receiver
+    taskmanager, keeper = test_stack.stack["flink-taskmanager"], test_stack.stack["flink-job-keeper"]
+    path = settings_path(settings)
+    saved = path.read_text()
+    batch_id = submit(api_component, headers, unique_images(ITEMS), hook)
+    progress = Progress(store, batch_id)
+    try:
+        wait_for(lambda: progress.latest()[0] > 0, 120, "items stored")
+        done_at_fault = progress.latest()[0]
+        path.unlink()
+        os.mkfifo(path, 0o600)
+        restarts = taskmanager.restarts()
+        try:
+            killed = kill(taskmanager)  # its replacement's operators hang in open, reading the FIFO
+            wait_for(lambda: _job_state(settings) in ("CANCELLING", "CANCELED"),
+                     STUCK_START_S + 120, "the keeper to cancel the stuck job")
+            cancelled = time.monotonic() - killed
+        finally:
+            # A regular file again, for the keeper's resubmission; the hung readers keep the FIFO they opened.
+            tmp = path.with_suffix(".restore")
+            tmp.write_text(saved)
+            tmp.replace(path)
+        wait_for(lambda: taskmanager.restarts() >= restarts + 2 and taskmanager.healthy(), 120,
+                 "the cancellation watchdog to end the hung TaskManager and the supervisor to replace it")
+        replaced = time.monotonic() - killed
+        wait_for(lambda: sum(progress.latest()) >= ITEMS, BATCH_TIMEOUT_S, "the batch to end")
+        ended = time.monotonic() - killed
+    finally:
+        progress.stop()
+    record_property(RECOVERY, {
+        "fault": "every operator's open hung after a TaskManager kill", "done at the fault": f"{done_at_fault}/{ITEMS}",
+        "component back": round(replaced, 1), "restarts": taskmanager.restarts() - restarts,
+        "progress again": _round(progress.first_progress_after(killed)), "batch done": round(ended, 1),
+        "keeper cancelled": round(cancelled, 1),
+    })
+    check_batch(store, batch_id, progress, received, ITEMS)
+    assert "tasks still opening after" in keeper.log_tail(400), "the keeper did not say what it found"
+    assert done_at_fault < ITEMS, "the batch ended before the fault: nothing was tested"
+
+
+def _job_state(settings: Settings) -> str | None:
+    status = job_status(settings)
+    return status.state if status else None
+
+
 def _round(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 1)
 
@@ -264,8 +318,6 @@ def _last_failure(settings: Settings, job_id: str) -> str:
 
 def _job_restarts(settings: Settings) -> tuple[str, int]:
     """The running batch job's id and how often it restarted (Flink's numRestarts)."""
-    from pipelines.submit import job_status
-
     status = job_status(settings)
     assert status is not None
     url = f"{settings.flink_rest_url}/jobs/{status.job_id}/metrics"

@@ -170,3 +170,10 @@ def test_no_secret_on_a_command_line_in_the_job_arguments_or_the_flink_ui(job) -
         except OSError:
             continue
         assert JOB_SECRET.encode() not in cmdline, pid
+
+
+def test_the_taskmanager_imported_the_jobs_modules_once_as_its_interpreter_started(job, test_stack) -> None:
+    """Its operators then open with every module cached, none importing concurrently (pipelines/taskmanager_site)."""
+    log = test_stack.stack["flink-taskmanager"].log_path.read_text(errors="replace")
+    assert "imgrec: imported the batch job's modules in" in log
+    assert "were not imported at interpreter start" not in log

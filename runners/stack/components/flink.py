@@ -109,6 +109,9 @@ class FlinkProcess(Component):
             # so the old job's orphaned tasks stop soon after a JobManager dies.
             "heartbeat.interval": 2000,
             "heartbeat.timeout": 15000,
+            # A task that ignores cancel (an operator stuck opening, see pipelines.start_watch) ends its TaskManager
+            # after this long, not the default 3 minutes; the supervisor starts a fresh one.
+            "task.cancellation.timeout": 30000,
             # Prometheus scrapes each process; the port is set per process on its command line.
             f"metrics.reporter.{REPORTER}.factory.class": REPORTER_FACTORY,
         } | cluster.CONFIG
@@ -219,8 +222,10 @@ class FlinkTaskManager(FlinkProcess):
 
     def env(self) -> dict[str, str]:
         env = super().env()
-        # Thread-mode Python operators run inside this JVM and import the project and the venv from here.
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), sysconfig.get_paths()["purelib"]])
+        # Thread-mode Python operators run inside this JVM and import the project and the venv from here; the
+        # site folder imports the job's modules once, as the interpreter starts.
+        paths = [cluster.TASKMANAGER_SITE, REPO_ROOT, sysconfig.get_paths()["purelib"]]
+        env["PYTHONPATH"] = os.pathsep.join(map(str, paths))
         return env
 
     def registered(self) -> bool:
