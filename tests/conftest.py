@@ -135,7 +135,15 @@ def test_stack() -> Iterator[TestStack]:
         stack_env.close()
         if stack_env.timings:
             print("\nstack start-up seconds:", {k: round(v, 1) for k, v in stack_env.timings.items()})
+        print_stuck_starts(stack_env.stack["flink-job-keeper"].log_path)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_stuck_starts(keeper_log: Path) -> None:
+    """Every job start the keeper found stuck this session (the fault suite causes one), before the logs go."""
+    lines = keeper_log.read_text(errors="replace").splitlines() if keeper_log.exists() else []
+    stuck = [line for line in lines if "tasks still opening after" in line]
+    print(f"\njob starts the keeper found stuck and restarted: {len(stuck)}", *stuck, sep="\n  ")
 
 
 @pytest.fixture
