@@ -58,8 +58,17 @@ STUCK_START_S = 60
 RECOVERY = "recovery"  # a test's user property: one row of the recovery table printed at the end of the session
 
 
+# What the session stack's job keeper found stuck (filled when the stack stops, reported in the terminal summary).
+STUCK_STARTS: list[str] = []
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The recovery time of each fault the fault-injection suite caused, as one table (shown even with -q)."""
+    """The recovery time of each fault the fault-injection suite caused, as one table, and every job start the
+    keeper restarted as stuck (both shown even with -q)."""
+    if STUCK_STARTS:
+        terminalreporter.write_sep("=", f"job starts the keeper found stuck and restarted: {len(STUCK_STARTS)}")
+        for line in STUCK_STARTS:
+            terminalreporter.write_line(line)
     rows = [
         {"outcome": report.outcome, **value}
         for outcome in ("passed", "failed")
@@ -135,15 +144,11 @@ def test_stack() -> Iterator[TestStack]:
         stack_env.close()
         if stack_env.timings:
             print("\nstack start-up seconds:", {k: round(v, 1) for k, v in stack_env.timings.items()})
-        print_stuck_starts(stack_env.stack["flink-job-keeper"].log_path)
+        keeper_log = stack_env.stack["flink-job-keeper"].log_path
+        if keeper_log.exists():  # read before the logs go; the fault suite causes one stuck start
+            STUCK_STARTS.extend(line for line in keeper_log.read_text(errors="replace").splitlines()
+                                if "tasks still opening after" in line)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def print_stuck_starts(keeper_log: Path) -> None:
-    """Every job start the keeper found stuck this session (the fault suite causes one), before the logs go."""
-    lines = keeper_log.read_text(errors="replace").splitlines() if keeper_log.exists() else []
-    stuck = [line for line in lines if "tasks still opening after" in line]
-    print(f"\njob starts the keeper found stuck and restarted: {len(stuck)}", *stuck, sep="\n  ")
 
 
 @pytest.fixture
