@@ -30,7 +30,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.batch_steps import BatchSteps, FetchedItem, Outcome, PreparedItem
+from transforms.batch_steps import BatchSteps, FetchedItem, Outcome
 from transforms.composition import build_ports
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
@@ -103,7 +103,7 @@ class _StepsDoFn(beam.DoFn):
 
 
 class ReadImage(_StepsDoFn):
-    """A manifest line -> its admitted request and the image bytes, hashed; an unreadable image fails its request."""
+    """A manifest line -> its request and the image bytes, hashed; an unreadable image fails its request."""
 
     def __init__(self, job: Backfill) -> None:
         super().__init__(job)
@@ -120,7 +120,6 @@ class ReadImage(_StepsDoFn):
             self._fail(self._message(reference, reference), exc)
             return
         msg = self._message(reference, uri)
-        self.steps.admit(msg)
         try:
             data = self._read(uri)
         except RecognitionError as exc:
@@ -154,20 +153,18 @@ class ReadImage(_StepsDoFn):
                                           f"(file://, gs://, s3://, http(s):// or request:<id>).")
 
     def _fail(self, msg: BatchItemMessage, error: RecognitionError) -> None:
-        self.steps.admit(msg)
         self.steps.fail(msg, error)
         self.failed.inc()
 
 
-class LookupOrPreprocess(_StepsDoFn):
-    """Cache hits go out as outcomes (tagged `hits`); misses are decoded and preprocessed for inference."""
+class CacheLookup(_StepsDoFn):
+    """Cache hits go out as outcomes (tagged `hits`); misses go on to inference."""
 
     HITS = "hits"
 
     def __init__(self, job: Backfill) -> None:
         super().__init__(job)
         self.hits = Metrics.counter(METRICS, "cache_hits")
-        self.failed = Metrics.counter(METRICS, "images_failed")
 
     def process(self, item: FetchedItem) -> Iterator[Any]:
         hit = self.steps.lookup(item)
@@ -175,19 +172,16 @@ class LookupOrPreprocess(_StepsDoFn):
             self.hits.inc()
             yield beam.pvalue.TaggedOutput(self.HITS, hit)
             return
-        try:
-            yield self.steps.preprocess(item)
-        except RecognitionError as exc:
-            self.steps.fail(item.msg, exc, item.image_hash)
-            self.failed.inc()
+        yield item
 
 
-class ImgrecModelHandler(ModelHandler[PreparedItem, Outcome, BatchSteps]):
+class ImgrecModelHandler(ModelHandler[FetchedItem, Outcome, BatchSteps]):
     """RunInference's model: the batch path's inference step (the model's handler on the configured back end).
 
-    A batch is one back-end call for up to `max_batch` preprocessed images (identical images inferred once); raw
-    outputs go to the blob store and labels to the cache there. An unavailable back end is retried by the step
-    and then raised, so the runner retries the bundle; items a model fault fails are recorded and dropped.
+    A batch is decoded and preprocessed, then one back-end call for up to `max_batch` images (identical images
+    inferred once); raw outputs go to the blob store and labels to the cache there. An unavailable back end is
+    retried by the step and then raised, so the runner retries the bundle; items whose image cannot be decoded, or
+    that a model fault fails, come out failed and are recorded as such by the store step.
     """
 
     def __init__(self, settings: dict[str, Any], max_batch: int) -> None:
@@ -199,7 +193,7 @@ class ImgrecModelHandler(ModelHandler[PreparedItem, Outcome, BatchSteps]):
         return BatchSteps(build_ports(Settings(**self._settings)))
 
     def run_inference(
-        self, batch: Sequence[PreparedItem], model: BatchSteps, inference_args: dict[str, Any] | None = None
+        self, batch: Sequence[FetchedItem], model: BatchSteps, inference_args: dict[str, Any] | None = None
     ) -> Iterable[Outcome]:
         return model.infer(list(batch))
 
@@ -216,10 +210,12 @@ class StoreResults(_StepsDoFn):
     def __init__(self, job: Backfill) -> None:
         super().__init__(job)
         self.stored = Metrics.counter(METRICS, "results_stored")
+        self.failed = Metrics.counter(METRICS, "images_failed")
 
     def process(self, outcomes: list[Outcome]) -> Iterator[dict[str, Any]]:
         self.steps.finish(outcomes)
         self.stored.inc(len(outcomes))
+        self.failed.inc(sum(o.error is not None for o in outcomes))
         for o in outcomes:
             yield {
                 "request_id": o.msg.request_id, "image_uri": o.msg.image_uri, "image_hash": o.image_hash,
@@ -238,14 +234,12 @@ def build(pipeline: beam.Pipeline, job: Backfill) -> None:
         | "Spread lines" >> beam.Reshuffle()
         | "Read + hash" >> beam.ParDo(ReadImage(job))
     )
-    looked_up = fetched | "Cache lookup + preprocess" >> beam.ParDo(LookupOrPreprocess(job)).with_outputs(
-        LookupOrPreprocess.HITS, main="misses"
-    )
+    looked_up = fetched | "Cache lookup" >> beam.ParDo(CacheLookup(job)).with_outputs(CacheLookup.HITS, main="misses")
     inferred = looked_up.misses | "RunInference" >> RunInference(
         ImgrecModelHandler(job.settings, settings.micro_batch_size)
     )
     rows = (
-        (inferred, looked_up[LookupOrPreprocess.HITS])
+        (inferred, looked_up[CacheLookup.HITS])
         | "Outcomes" >> beam.Flatten()
         | "Group for the store" >> beam.BatchElements(min_batch_size=1, max_batch_size=500)
         | "Store results" >> beam.ParDo(StoreResults(job))

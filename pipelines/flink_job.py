@@ -1,5 +1,9 @@
-"""The batch recognition job: Kafka -> parse -> fetch + hash -> cache -> preprocess -> micro-batch -> Triton -> sinks
--> answers on the results topic (Flink's transactional Kafka sink: exactly once with the checkpoints).
+"""The batch recognition job: Kafka -> parse + route + fetch + hash -> cache lookup (keyed by image) -> micro-batch of
+references (keyed by model version) -> read + decode + preprocess + Triton -> sinks -> answers on the results topic
+(Flink's transactional Kafka sink: exactly once with the checkpoints).
+
+Records carry references to images (blob URIs, hashes, the chosen version), never pixels: an image is read and
+decoded inside its micro-batch, where it is inferred.
 
 Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings-file PATH`;
 the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI), or
@@ -32,11 +36,9 @@ from pipelines.operators import (
     RESULT_RECORD,
     Announce,
     CacheLookup,
-    FetchAndRoute,
-    Infer,
+    InferMicroBatch,
+    Intake,
     MicroBatch,
-    ParseAndAdmit,
-    Preprocess,
     StoreResults,
 )
 from transforms.settings import Settings
@@ -104,39 +106,30 @@ def build_job(env: StreamExecutionEnvironment, settings_file: str | None, option
         source.build(), WatermarkStrategy.no_watermarks(), f"Kafka: {settings.batch_topic}"
     ).uid("kafka-source")
 
-    parsed = items.process(ParseAndAdmit(conf), output_type=PICKLED).name("Parse + validate").uid("parse")
-    parsed.get_side_output(DEAD_LETTERS).sink_to(_dead_letter_sink(bootstrap, settings.dead_letter_topic)).name(
+    fetched = items.process(Intake(conf), output_type=PICKLED).name("Parse + route version + fetch + hash").uid(
+        "intake"
+    )
+    fetched.get_side_output(DEAD_LETTERS).sink_to(_dead_letter_sink(bootstrap, settings.dead_letter_topic)).name(
         f"Dead letters: {settings.dead_letter_topic}"
     ).uid("dead-letters")
-
-    fetched = parsed.process(FetchAndRoute(conf), output_type=PICKLED).name("Fetch + hash + route version").uid(
-        "fetch"
-    )
     looked_up = (
         fetched.key_by(lambda item: item.cache_key, key_type=Types.STRING())
         .process(CacheLookup(conf), output_type=PICKLED)
         .name("Cache lookup (Redis)")
         .uid("cache-lookup")
     )
-    prepared = (
-        looked_up.process(Preprocess(conf), output_type=PICKLED)
-        .name("Decode + preprocess (CPU)")
-        .uid("preprocess")
-        .set_parallelism(options.preprocess_parallelism)
+    size, wait, shards = settings.micro_batch_size, settings.micro_batch_max_wait_ms, settings.micro_batch_shards
+    inferred = (
+        looked_up.key_by(lambda item: item.batch_key(shards), key_type=Types.STRING())
+        .process(InferMicroBatch(conf, size, wait), output_type=PICKLED)
+        .name(f"Micro-batch (size {size}, max wait {wait} ms) + decode + preprocess + infer (Triton)")
+        .uid("infer")
     )
-    inferred = _batched(prepared, settings.micro_batch_size, settings.micro_batch_max_wait_ms, "Micro-batch").process(
-        Infer(conf), output_type=PICKLED
-    ).name("Infer micro-batch (Triton)").uid("infer")
-    hits = _batched(
-        looked_up.get_side_output(CACHE_HITS), settings.micro_batch_size, settings.micro_batch_max_wait_ms,
-        "Collect cache hits",
-    )
+    hits = _batched(looked_up.get_side_output(CACHE_HITS), size, wait, "Collect cache hits")
     stored = inferred.union(hits).process(StoreResults(conf), output_type=PICKLED).name(
         "Store results + cache + progress"
     ).uid("store")
-    failed = parsed.get_side_output(FAILED).union(
-        fetched.get_side_output(FAILED), prepared.get_side_output(FAILED)
-    )
+    failed = fetched.get_side_output(FAILED)
     records = (
         stored.union(failed)
         .key_by(lambda answer: answer.batch_id or answer.request_id, key_type=Types.STRING())
@@ -150,7 +143,7 @@ def build_job(env: StreamExecutionEnvironment, settings_file: str | None, option
 def _batched(stream: DataStream, size: int, max_wait_ms: int, name: str) -> DataStream:
     """Key by model version and collect lists of at most `size` (see MicroBatch)."""
     return (
-        stream.key_by(lambda item: item.batch_key, key_type=Types.STRING())
+        stream.key_by(lambda item: item.batch_key(), key_type=Types.STRING())
         .process(MicroBatch(size, max_wait_ms), output_type=PICKLED)
         .name(f"{name} (size {size}, max wait {max_wait_ms} ms)")
         .uid(name.lower().replace(" ", "-"))
@@ -210,12 +203,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[str | None, JobOptions, s
                         "environment, as in the pods of the Flink Kubernetes Operator).")
     parser.add_argument("--state-dir", help="URI of retained checkpoints and savepoints (default: the cluster's).")
     parser.add_argument("--parallelism", type=int, default=JobOptions.parallelism)
-    parser.add_argument("--preprocess-parallelism", type=int, default=JobOptions.preprocess_parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
     args = parser.parse_args(argv)
-    options = JobOptions(parallelism=args.parallelism, preprocess_parallelism=args.preprocess_parallelism,
-                         checkpoint_interval_ms=args.checkpoint_interval_ms, bounded=args.bounded)
+    options = JobOptions(parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
+                         bounded=args.bounded)
     return args.settings_file, options, args.state_dir
 
 

@@ -18,7 +18,6 @@ class JobOptions:
     # Subtasks of every operator (source, keyed state, sinks), Kafka partitions and keys split among them; None:
     # the cluster's `parallelism.default` (the Flink Kubernetes Operator sets it, and its autoscaler overrides it).
     parallelism: int | None = None
-    preprocess_parallelism: int = 2
     checkpoint_interval_ms: int = 5_000
     # Stop at the offsets that are the latest when the job starts (benchmarks, backfills); else run forever.
     bounded: bool = False
@@ -70,4 +69,8 @@ def desired(settings: Settings) -> tuple[str, JobOptions | None]:
         data = json.loads(desired_path(settings).read_text())
     except (OSError, ValueError):
         return "stopped", None
-    return data["state"], JobOptions(**data["options"]) if data.get("options") else None
+    options = data.get("options")
+    if not options:
+        return data["state"], None
+    # Options an older version recorded and this one no longer has (preprocess_parallelism) are dropped.
+    return data["state"], JobOptions(**{k: v for k, v in options.items() if k in JobOptions.__dataclass_fields__})

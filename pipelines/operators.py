@@ -22,7 +22,6 @@ from transforms.batch_steps import (
     FetchedItem,
     InFlightDedup,
     Outcome,
-    PreparedItem,
     Settle,
     dead_letter,
     parse_message,
@@ -55,7 +54,9 @@ class _StepsMixin:
         settings = load_settings(self._settings_file)
         serve_metrics(settings.batch_metrics_port)
         # Every store call of the batch steps is retried on an outage, so a ping before each one buys nothing.
-        self.steps = BatchSteps(build_ports(settings, store_pre_ping=False))
+        self.steps = BatchSteps(
+            build_ports(settings, store_pre_ping=False, route_memo_s=settings.batch_route_memo_s)
+        )
 
     def close(self) -> None:
         steps = getattr(self, "steps", None)
@@ -63,9 +64,13 @@ class _StepsMixin:
             steps.close()
 
 
-class ParseAndAdmit(_StepsMixin, ProcessFunction):
-    """Parse and validate one message; bad ones go to the dead-letter output with the reason (and are answered as
-    failed when their request_id can be read)."""
+class Intake(_StepsMixin, ProcessFunction):
+    """Parse and validate one message, choose its model version (once, here), read its image and hash it.
+
+    Bad messages go to the dead-letter output with the reason (and are answered as failed when their request_id can
+    be read); an unreadable image or an unknown model fails the item. What goes on is a reference to the image (the
+    bytes only for an http(s) URL), never pixels.
+    """
 
     def process_element(self, value: str, ctx: ProcessFunction.Context):
         try:
@@ -76,18 +81,10 @@ class ParseAndAdmit(_StepsMixin, ProcessFunction):
             if answer is not None:
                 yield FAILED, answer
             return
-        self.steps.admit(msg)
-        yield msg
-
-
-class FetchAndRoute(_StepsMixin, ProcessFunction):
-    """Choose the model version (once, here), read the image and hash it; failures fail the item."""
-
-    def process_element(self, value, ctx: ProcessFunction.Context):
         try:
-            yield self.steps.fetch(value)
+            yield self.steps.fetch(msg)
         except RecognitionError as exc:
-            yield FAILED, self.steps.fail(value, exc)
+            yield FAILED, self.steps.fail(msg, exc)
 
 
 class CacheLookup(_StepsMixin, KeyedProcessFunction):
@@ -147,16 +144,6 @@ class CacheLookup(_StepsMixin, KeyedProcessFunction):
             yield from parked
 
 
-class Preprocess(_StepsMixin, ProcessFunction):
-    """CPU decode + preprocessing into the model's input tensor; undecodable images fail the item."""
-
-    def process_element(self, value: FetchedItem, ctx: ProcessFunction.Context):
-        try:
-            yield self.steps.preprocess(value)
-        except RecognitionError as exc:
-            yield FAILED, self.steps.fail(value.msg, exc, value.image_hash, value.model)
-
-
 class MicroBatch(KeyedProcessFunction):
     """Collects the elements of one key into lists of at most `size`, emitted at the latest `max_wait_ms` after
     the first one arrived, and at the end of a bounded input. The buffer is keyed state, so it is checkpointed.
@@ -196,14 +183,33 @@ class MicroBatch(KeyedProcessFunction):
         self.count.clear()
         self.deadline.clear()
         if items:
-            yield items
+            yield self.emit(items)
+
+    def emit(self, items: list[Any]) -> Any:
+        """What a full (or timed-out) micro-batch becomes downstream: the list itself."""
+        return items
 
 
-class Infer(_StepsMixin, ProcessFunction):
-    """One batched inference request per micro-batch, then postprocessing (labels stay unthresholded)."""
+class InferMicroBatch(MicroBatch):
+    """Micro-batches of references to images for one model version, each read, decoded and preprocessed on the
+    preprocessing threads and inferred in one Triton request, then postprocessed (labels stay unthresholded).
 
-    def process_element(self, value: list[PreparedItem], ctx: ProcessFunction.Context):
-        yield self.steps.infer(value)
+    The buffer holds references, not tensors, so a checkpoint of it is small and pixels never cross Flink.
+    """
+
+    def __init__(self, settings_file: str | None, size: int, max_wait_ms: int) -> None:
+        super().__init__(size, max_wait_ms)
+        self.stepper = _StepsMixin(settings_file)
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self.stepper.open(runtime_context)
+
+    def close(self) -> None:
+        self.stepper.close()
+
+    def emit(self, items: list[FetchedItem]) -> list[Outcome]:
+        return self.stepper.steps.infer(items)
 
 
 class StoreResults(_StepsMixin, ProcessFunction):

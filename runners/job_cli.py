@@ -21,9 +21,6 @@ def submit(
     from_path: Annotated[Path | None, typer.Option("--from", help="Restore from this checkpoint/savepoint.")] = None,
     parallelism: Annotated[int | None, typer.Option(help="Subtasks of every operator (default: the cluster's "
                                                     "parallelism.default).")] = None,
-    preprocess_parallelism: Annotated[int, typer.Option(help="CPU preprocessing tasks.")] = (
-        JobOptions.preprocess_parallelism
-    ),
     checkpoint_interval_ms: Annotated[int, typer.Option(help="Checkpoint interval (ms).")] = (
         JobOptions.checkpoint_interval_ms
     ),
@@ -31,8 +28,7 @@ def submit(
     """Submit the job (resuming from the newest retained checkpoint); a running job is left as it is."""
     from pipelines.submit import submit_job
 
-    options = JobOptions(parallelism=parallelism, preprocess_parallelism=preprocess_parallelism,
-                         checkpoint_interval_ms=checkpoint_interval_ms)
+    options = JobOptions(parallelism=parallelism, checkpoint_interval_ms=checkpoint_interval_ms)
     job_id = submit_job(get_settings(), restore_from=from_path, fresh=fresh, options=options)
     typer.echo(job_id)
 

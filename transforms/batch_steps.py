@@ -1,12 +1,18 @@
 """The engine-agnostic steps of the batch path, shared by the Flink job and the embedded worker threads.
 
-parse a message -> admit (request row) -> fetch + hash + route the version once -> cache lookup -> preprocess
--> infer one micro-batch -> postprocess -> cache put -> threshold -> store (idempotent) + progress -> the item's
-result message (done or failed; dead letters too) and, after a batch's last item, its completion event.
+parse a message -> route the version once + fetch + hash -> cache lookup -> micro-batch of references -> admit
+(request rows) + read + decode + preprocess + infer + postprocess + cache put -> threshold -> store (idempotent) +
+progress -> the item's result message (done or failed; dead letters too) and, after a batch's last item, its
+completion event.
 
-Every value passed between steps is a plain picklable dataclass, so an engine may put any step in its own
-operator. Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code;
-an unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
+Every value passed between steps is a small picklable dataclass that refers to its image (a blob URI) instead of
+carrying it: bytes are read where they are decoded, inside the micro-batch, so an engine never ships or buffers
+pixels (only an http(s) image, which cannot be read twice the same way, travels as its compressed bytes). Store
+writes and cache puts are one round trip per micro-batch; the route is read once per model per
+`batch_route_memo_s`; the cache lookup (keyed by image, for in-flight dedup) is the one per-item round trip.
+
+Per-item faults (bad image, unreachable URL, unknown model) fail that item with a machine-readable code; an
+unavailable inference back end is retried, then raised so the engine can replay the micro-batch; any other
 inference fault fails the micro-batch's items (`inference_failed`) instead of replaying them forever.
 
 A step that finds Triton, the database or the blob store unavailable retries with backoff for
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -27,7 +34,7 @@ from pydantic import ValidationError
 
 from transforms.cache import CachedResult, CacheKey
 from transforms.errors import RecognitionError
-from transforms.handlers.base import Label, ModelVersion, PreprocessMeta
+from transforms.handlers.base import Label, ModelHandler, ModelVersion, PreprocessMeta
 from transforms.inference import infer_tensors
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
@@ -55,33 +62,28 @@ class BadMessage(ValueError):
 
 @dataclass
 class FetchedItem:
-    """An item whose image bytes are in hand, hashed, with the model version chosen (once, here)."""
+    """An item whose image was read and hashed, with the model version chosen (once, here).
+
+    `data` holds the bytes only where they cannot be read again the same way (an http(s) URL, an archive read by a
+    backfill); None: the image is read again from `msg.image_uri` (a claim check in the blob store) where it is
+    decoded.
+    """
 
     msg: BatchItemMessage
     model: ModelVersion
     image_hash: str
-    data: bytes
+    data: bytes | None = None
 
     @property
     def cache_key(self) -> str:
         """Key of the cache lookup (and of in-flight dedup): one image through one model version."""
         return f"{self.image_hash}|{self.model.model_id}|{self.model.version}"
 
-
-@dataclass
-class PreparedItem:
-    """A cache miss after CPU preprocessing: the model's input tensor and how to map outputs back."""
-
-    msg: BatchItemMessage
-    model: ModelVersion
-    image_hash: str
-    tensor: np.ndarray
-    meta: PreprocessMeta
-
-    @property
-    def batch_key(self) -> str:
-        """Key of micro-batching: items of one model version share an inference call."""
-        return model_key(self.model)
+    def batch_key(self, shards: int = 1) -> str:
+        """Key of micro-batching: items of one model version share an inference call; `shards` > 1 spreads a
+        version over that many keys by image hash (copies of an image share a key, so they still meet)."""
+        key = model_key(self.model)
+        return f"{key}|{int(self.image_hash[:8], 16) % shards}" if shards > 1 else key
 
 
 @dataclass
@@ -97,8 +99,8 @@ class Outcome:
     embedding: np.ndarray | None = None
     error: RecognitionError | None = None  # the micro-batch failed: the item is stored as failed
 
-    @property
     def batch_key(self) -> str:
+        """Key of grouping outcomes for the store: one model version."""
         return model_key(self.model)
 
 
@@ -160,6 +162,15 @@ class CompletionWatch:
         return not self.announced and self.total is not None and self.seen >= self.total
 
 
+# What `BatchSteps.prepare` makes of one image: the model's input and its mapping meta, or why it cannot be read.
+Prepared = tuple[np.ndarray, PreprocessMeta] | RecognitionError
+
+
+def is_url(uri: str) -> bool:
+    """An image reference fetched over HTTP (else a blob URI)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def parse_message(raw: bytes | str) -> BatchItemMessage:
     """Parse and validate one message of the batch topic; raises BadMessage with a readable reason."""
     try:
@@ -193,15 +204,28 @@ class BatchSteps:
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
         self.retry = OutageRetry(ports.settings.dependency_retry_s)
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
         self.ports.close()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """Threads that read, decode and preprocess a micro-batch's images (started on first use)."""
+        if self._pool is None:
+            threads = max(1, self.ports.settings.preprocess_threads)
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="imgrec-preprocess")
+        return self._pool
 
     # --- per item -------------------------------------------------------------------------------------------
 
-    def admit(self, msg: BatchItemMessage) -> None:
-        """Create the request row of a message a producer wrote straight to Kafka (no-op for API items)."""
-        self.retry(self.ports.store.requests.ensure, [msg])
+    def admit(self, msgs: Sequence[BatchItemMessage]) -> None:
+        """Create the request rows of messages a producer wrote straight to Kafka (no-op for API items), in one
+        statement; every step that writes an item's state admits it first."""
+        if msgs:
+            self.retry(self.ports.store.requests.ensure, msgs)
 
     def fetch(self, msg: BatchItemMessage) -> FetchedItem:
         """Route the model to a version, read the image bytes and hash them; raises RecognitionError."""
@@ -214,13 +238,13 @@ class BatchSteps:
         with timer.stage("fetch"):
             data = self.read_image(msg.image_uri)
         with timer.stage("hash"):
-            item = FetchedItem(msg, model, sha256_hex(data), data)
+            item = FetchedItem(msg, model, sha256_hex(data), data if is_url(msg.image_uri) else None)
         timer.finish()
         return item
 
     def read_image(self, uri: str) -> bytes:
         """The bytes of an image reference: an http(s) URL (SSRF-guarded) or a blob-store URI."""
-        if uri.startswith(("http://", "https://")):
+        if is_url(uri):
             return self.ports.fetcher.fetch(uri, max_bytes=self.ports.settings.batch_max_bytes)
         return self.ports.blobs.get(uri)
 
@@ -243,21 +267,26 @@ class BatchSteps:
             for c in copies
         ]
 
-    def preprocess(self, item: FetchedItem) -> PreparedItem:
-        """Decode (with the pixel guard) and turn the image into the model's input; raises RecognitionError."""
-        timer = StageTimer(BATCH_PATH)
-        with timer.stage("decode"):
-            image = decode_image(item.data, max_pixels=self.ports.settings.max_pixels)
-        with timer.stage("preprocess"):
-            tensor, meta = self.ports.handler(item.model).preprocess(image)
-        timer.finish()
-        return PreparedItem(item.msg, item.model, item.image_hash, tensor, meta)
+    def prepare(self, handler: ModelHandler, item: FetchedItem) -> tuple[Prepared, StageTimer]:
+        """Read (a claim check) and decode the image (with the pixel guard), and turn it into the model's input;
+        an unreadable image gives its RecognitionError. Runs on the preprocessing threads."""
+        timer = StageTimer()
+        try:
+            with timer.stage("read"):
+                data = item.data if item.data is not None else self.retry(self.read_image, item.msg.image_uri)
+            with timer.stage("decode"):
+                image = decode_image(data, max_pixels=self.ports.settings.max_pixels)
+            with timer.stage("preprocess"):
+                return handler.preprocess(image), timer
+        except RecognitionError as exc:
+            return exc, timer
 
     def fail(
         self, msg: BatchItemMessage, error: RecognitionError, image_hash: str | None = None,
         model: ModelVersion | None = None,
     ) -> ItemResult:
         """Record a per-item failure with its code (the rest of the batch goes on); returns its answer."""
+        self.admit([msg])
         self.retry(self.ports.store.requests.fail, msg.request_id, error.code, error.message, image_hash)
         return failed_result(
             msg.request_id, msg.caller_id, error.code, error.message, batch_id=msg.batch_id,
@@ -266,8 +295,10 @@ class BatchSteps:
 
     # --- per micro-batch ------------------------------------------------------------------------------------
 
-    def infer(self, items: Sequence[PreparedItem]) -> list[Outcome]:
-        """One back-end call for a micro-batch of one model version; identical images are inferred once.
+    def infer(self, items: Sequence[FetchedItem]) -> list[Outcome]:
+        """A micro-batch of one model version: its request rows admitted (one statement), its images read, decoded
+        and preprocessed on the preprocessing threads, then one back-end call; identical images are inferred once.
+        An image that cannot be read or decoded fails its items only.
 
         Raw outputs go to the blob store and unthresholded labels (and vectors) to the cache (what the model said).
         """
@@ -277,18 +308,32 @@ class BatchSteps:
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
         timer = StageTimer(BATCH_PATH)
+        with timer.stage("admit"):
+            self.admit([i.msg for i in items])
         for item in items:
             self.ports.processing_marks.submit(item.msg.request_id)
-        unique: dict[str, PreparedItem] = {}
+        unique: dict[str, FetchedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)
-        firsts = list(unique.values())
-        with timer.stage("stack"):
-            batch = np.stack([i.tensor for i in firsts]).astype(np.float32, copy=False)
+        failures: dict[str, RecognitionError] = {}
         try:
             handler = self.ports.handler(model)
-            metas = [i.meta for i in firsts]
-            predictions = self.retry(infer_tensors, model, handler, self.ports.backend, batch, metas, timer)
+            with timer.stage("prepare"):
+                prepared = list(self.pool.map(lambda item: self.prepare(handler, item), unique.values()))
+            firsts, tensors, metas = [], [], []
+            for item, (result, item_timer) in zip(unique.values(), prepared, strict=True):
+                timer.merge(item_timer)
+                if isinstance(result, RecognitionError):
+                    failures[item.image_hash] = result
+                    continue
+                firsts.append(item)
+                tensors.append(result[0])
+                metas.append(result[1])
+            predictions = []
+            if firsts:
+                with timer.stage("stack"):
+                    batch = np.stack(tensors).astype(np.float32, copy=False)
+                predictions = self.retry(infer_tensors, model, handler, self.ports.backend, batch, metas, timer)
         except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
@@ -313,6 +358,9 @@ class BatchSteps:
         timer.finish()
         outcomes = []
         for i in items:
+            if i.image_hash in failures:
+                outcomes.append(Outcome(i.msg, model, i.image_hash, [], False, error=failures[i.image_hash]))
+                continue
             result, uri = by_hash[i.image_hash]
             outcomes.append(Outcome(i.msg, model, i.image_hash, list(result.labels), False, uri, result.embedding))
         return outcomes
@@ -324,6 +372,8 @@ class BatchSteps:
         Idempotent on (request_id, model_id, model_version): a replay after a restart changes nothing.
         """
         timer = StageTimer(BATCH_PATH)
+        with timer.stage("admit"):  # misses were admitted by `infer`
+            self.admit([o.msg for o in outcomes if o.cache_hit])
         ok = [o for o in outcomes if o.error is None]
         failed = [self.fail(o.msg, o.error, o.image_hash, o.model) for o in outcomes if o.error is not None]
         completed = []
@@ -379,26 +429,23 @@ class BatchSteps:
         recorded in the store; misses are inferred in micro-batches of `micro_batch_size` per model version.
         """
         done: list[Outcome] = []
-        misses: dict[str, list[PreparedItem]] = {}
+        misses: dict[str, list[FetchedItem]] = {}
         for raw in raws:
             try:
                 msg = raw if isinstance(raw, BatchItemMessage) else parse_message(raw)
             except BadMessage as exc:
                 log.warning("dropping a bad batch message: %s", exc.reason)
                 continue
-            self.admit(msg)
-            fetched: FetchedItem | None = None
             try:
                 fetched = self.fetch(msg)
-                hit = self.lookup(fetched)
-                if hit is not None:
-                    done.append(hit)
-                    continue
-                prepared = self.preprocess(fetched)
             except RecognitionError as exc:
-                self.fail(msg, exc, fetched.image_hash if fetched else None)
+                self.fail(msg, exc)
                 continue
-            misses.setdefault(prepared.batch_key, []).append(prepared)
+            hit = self.lookup(fetched)
+            if hit is not None:
+                done.append(hit)
+            else:
+                misses.setdefault(fetched.batch_key(), []).append(fetched)
         size = max(1, self.ports.settings.micro_batch_size)
         for group in misses.values():
             for start in range(0, len(group), size):

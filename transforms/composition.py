@@ -87,13 +87,15 @@ def make_cache(settings: Settings, client: RedisClient | None = None) -> ResultC
 
 
 def make_router(
-    settings: Settings, lookup: Lookup, client: RedisClient | None = None, rng: Callable[[], float] = random.random
+    settings: Settings, lookup: Lookup, client: RedisClient | None = None, rng: Callable[[], float] = random.random,
+    memo_s: float = 0.0,
 ) -> VersionRouter:
-    """Routes cached in Redis when `redis_url` is set (or a Redis client is given), else in process."""
+    """Routes cached in Redis when `redis_url` is set (or a Redis client is given), else in process; `memo_s`: see
+    `VersionRouter`."""
     if client is None and settings.redis_url:
         client = redis_client(settings.redis_url)
     store: RouteStore = RedisRouteStore(client) if client is not None else MemoryRouteStore()
-    return VersionRouter(store, lookup, settings.active_version_ttl_s, rng)
+    return VersionRouter(store, lookup, settings.active_version_ttl_s, rng, memo_s)
 
 
 def registry_router(settings: Settings, store: Store) -> VersionRouter:
@@ -168,11 +170,12 @@ def make_job_health(settings: Settings) -> JobHealth | None:
     return FlinkJobHealth(settings.flink_rest_url, JOB_NAME, settings.batch_topic, settings.batch_partitions)
 
 
-def build_ports(settings: Settings, store_pre_ping: bool = True) -> Ports:
+def build_ports(settings: Settings, store_pre_ping: bool = True, route_memo_s: float = 0.0) -> Ports:
     """Every port of the sync recognizer and the batch steps (what a Flink operator builds in `open`).
 
     `store_pre_ping=False` saves a database round trip per call for callers that retry every store call on an
-    outage (the batch steps do).
+    outage (the batch steps do); `route_memo_s` keeps routes in process that long (the batch job, see
+    `VersionRouter`).
     """
     store = open_store(settings, store_pre_ping)
     catalog = ModelCatalog(store.registry)
@@ -181,7 +184,9 @@ def build_ports(settings: Settings, store_pre_ping: bool = True) -> Ports:
         settings=settings,
         store=store,
         catalog=catalog,
-        router=make_router(settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client),
+        router=make_router(
+            settings, lambda model_id: route_from_versions(catalog.versions(model_id)), client, memo_s=route_memo_s
+        ),
         cache=make_cache(settings, client),
         backend=make_backend(settings),
         blobs=make_blob_store(settings),

@@ -87,32 +87,53 @@ class MemoryRouteStore:
                 return None
             return item[1]
 
-    def save(self, key: str, entry: RouteEntry, ttl_s: int) -> None:
+    def save(self, key: str, entry: RouteEntry, ttl_s: float) -> None:
         with self._lock:
             self._entries[key] = (self.clock() + ttl_s, entry)
 
 
 class VersionRouter:
-    """Resolves model_id to a version; promote and set_canary rewrite the cached route."""
+    """Resolves model_id to a version; promote and set_canary rewrite the cached route.
+
+    `memo_s` > 0 keeps each route in this process for that long on top of the shared cache, so a caller that
+    routes every item of a stream (the batch job) reads the shared cache once per model per `memo_s`, not once per
+    item. A promotion made elsewhere reaches such a process within `memo_s`; one made through this router at once.
+    """
 
     def __init__(
-        self, store: RouteStore, lookup: Lookup, ttl_s: int, rng: Callable[[], float] = random.random
+        self, store: RouteStore, lookup: Lookup, ttl_s: int, rng: Callable[[], float] = random.random,
+        memo_s: float = 0.0,
     ) -> None:
         self.store = store
         self.lookup = lookup
         self.ttl_s = ttl_s
         self.rng = rng
+        self.memo = MemoryRouteStore() if memo_s > 0 else None
+        self.memo_s = memo_s
 
     def entry(self, model_id: str) -> RouteEntry:
         """The route of model_id, from the cache or else the registry; unknown_model (404) when there is none."""
         key = route_key(model_id)
+        entry = self.memo.load(key) if self.memo is not None else None
+        if entry is not None:
+            return entry
         entry = self.store.load(key)
         if entry is None:
             entry = self.lookup(model_id)
             if entry is None:
                 raise RecognitionError("unknown_model", f"There is no active model {model_id!r}.", model_id=model_id)
             self.store.save(key, entry, self.ttl_s)
+        self._remember(key, entry)
         return entry
+
+    def _remember(self, key: str, entry: RouteEntry) -> None:
+        if self.memo is not None:
+            self.memo.save(key, entry, self.memo_s)
+
+    def _save(self, model_id: str, entry: RouteEntry) -> None:
+        key = route_key(model_id)
+        self.store.save(key, entry, self.ttl_s)
+        self._remember(key, entry)
 
     def resolve(self, model_id: str) -> str:
         """The version that serves this request: the canary when a draw falls below its weight."""
@@ -130,18 +151,18 @@ class VersionRouter:
             entry = RouteEntry(version, current.canary_version, current.canary_weight)
         else:
             entry = RouteEntry(version)
-        self.store.save(route_key(model_id), entry, self.ttl_s)
+        self._save(model_id, entry)
         return entry
 
     def set_route(self, model_id: str, entry: RouteEntry) -> None:
         """Replace the cached route of model_id (the registry holds the same route already)."""
-        self.store.save(route_key(model_id), entry, self.ttl_s)
+        self._save(model_id, entry)
 
     def set_canary(self, model_id: str, version: str | None, weight: float) -> RouteEntry:
         """Send `weight` of model_id's traffic to `version`; weight 0 (or no version) ends the canary."""
         current = self.entry(model_id)
         entry = RouteEntry(current.version, version if weight > 0 else None, weight if version else 0.0)
-        self.store.save(route_key(model_id), entry, self.ttl_s)
+        self._save(model_id, entry)
         return entry
 
     def _current(self, model_id: str) -> RouteEntry | None:

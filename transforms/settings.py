@@ -107,6 +107,19 @@ class Settings(BaseSettings):
     )
     micro_batch_size: int = Field(32, description="Images per inference call in the batch path.")
     micro_batch_max_wait_ms: int = Field(50, description="Longest wait to fill a micro-batch.")
+    micro_batch_shards: int = Field(
+        1, description="Micro-batch keys per model version in the batch job: a version's reads, decodes, "
+        "preprocessing and Triton calls spread over that many subtasks (by image hash); set it to the job's "
+        "parallelism when there is more than one TaskManager core per Triton."
+    )
+    preprocess_threads: int = Field(
+        2, description="Threads that read, decode and preprocess the images of one micro-batch in the batch path "
+        "(PIL and numpy release the GIL); one per core is the rule."
+    )
+    batch_route_memo_s: float = Field(
+        1.0, description="How long each batch-job operator keeps a model's route (s) instead of reading it per item; "
+        "a promotion reaches the job within this (0: read per item)."
+    )
     ort_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: let it choose).")
     ort_spinning: bool = Field(
         False,

@@ -152,7 +152,7 @@ def test_flink_deployment_runs_the_pyflink_job_with_stateful_upgrades_and_autosc
     # The job's own argument parser accepts what the operator passes it; settings come from the pods' env.
     monkeypatch.setenv("IMGREC_KAFKA_BOOTSTRAP", "kafka:9092")
     settings_file, options, state_dir = parse_args(job["args"][job["args"].index("-py") + 2:])
-    assert settings_file is None and state_dir is None and options.preprocess_parallelism >= 1
+    assert settings_file is None and state_dir is None and options.checkpoint_interval_ms >= 1
     assert load_settings(settings_file).kafka_bootstrap == "kafka:9092"
     assert flink["spec"]["podTemplate"]["spec"]["nodeSelector"]  # CPU preprocessing on the CPU pool
 
