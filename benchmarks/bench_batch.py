@@ -1,8 +1,10 @@
 """Batch throughput end to end: API -> Kafka -> Flink -> Triton -> PostgreSQL/Redis, against a raw in-process loop.
 
 One run, on a private stack on free ports under a temporary root:
-- images: `--items` (10,000) JPEGs of skimage photographs scaled to at most `--size` px (reduced, so 2 cores finish
-  in minutes; the model still sees 224x224), of which `--repeats` (60%) repeat an image first seen at least
+- workloads: every combination of `--items` (1,000 and 10,000) and `--repeats` (0% and 60%), each `--runs` times
+  on the same stack;
+- images: `items` JPEGs of skimage photographs scaled to at most `--size` px (reduced, so 2 cores finish
+  in minutes; the model still sees 224x224), of which a share `repeats` repeat an image first seen at least
   `REPEAT_LAG` items earlier; distinct images differ by a trailer after the JPEG end marker (decoders ignore it,
   the hash changes), so every miss costs the same decode;
 - raw baseline: decode + preprocess + ONNX Runtime in one loop over the distinct images, micro-batches of
@@ -10,12 +12,14 @@ One run, on a private stack on free ports under a temporary root:
 - pipeline: the items posted inline to POST /v1/recognize/batch in chunks, then GET .../batch/{id} polled until
   every batch has ended; wall time from the first POST to the last batch done (after a warm-up batch).
 Reports wall time, images/s and, the figure that matters, unique-image throughput (images the pipeline inferred
-per second) against the raw loop over the same unique images; Triton's busy fraction over the wall time and while
+per second) against the raw loop over the same unique images; CPU per unique image: CPU seconds (from /proc) of
+every process of the stack over the run (API, Kafka, Flink, Triton, PostgreSQL, Redis) per image Triton inferred,
+against the raw loop's own CPU per image; Triton's busy fraction over the wall time and while
 a backlog exists (from the first to the last inference, sampled every second from Triton's metrics:
 nv_inference_compute_infer_duration_us), its mean batch size, the cache hit rate, the per-stage time of the job's
-Python workers (`imgrec_stage_seconds{path="batch"}` from the TaskManager's metrics endpoint), the stack's
-resident memory and the load average. `--runs` repeats the pipeline part on the same stack (fresh images each
-run). Prints a table and writes var/bench/batch.json.
+Python workers (wall `imgrec_stage_seconds{path="batch"}` and CPU `imgrec_stage_cpu_seconds_total` from the
+TaskManager's metrics endpoint), the stack's memory and the load average. Fresh images in each run. Prints a table
+and writes var/bench/batch.json.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from benchmarks.common import (
     median_of,
     print_table,
     private_stack,
+    stack_cpu_s,
     stack_memory,
     unlimited_key,
     write_report,
@@ -103,18 +108,19 @@ def workload(items: int, repeat_share: float, size: int, tag: str, seed: int = 7
 
 
 
-def raw_loop(images: list[bytes], settings: Settings) -> float:
-    """Seconds for decode + preprocess + ONNX Runtime over every image, in micro-batches, one process."""
+def raw_loop(images: list[bytes], settings: Settings) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, every thread) for decode + preprocess + ONNX Runtime over every image,
+    in micro-batches, one process."""
     model = find(MODEL_ID)
     handler = get_handler(model, MODEL_STORE)
     session = ort.InferenceSession(str(model.artifact_path(MODEL_STORE)))
     size = settings.micro_batch_size
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     for start in range(0, len(images), size):
         tensors = [handler.preprocess(decode_image(b, max_pixels=settings.max_pixels))[0]
                    for b in images[start : start + size]]
         session.run(None, {handler.input_name: np.stack(tensors)})
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu_began
 
 
 def scrape(url: str, names: tuple[str, ...], match: dict[str, str]) -> dict[str, float]:
@@ -133,18 +139,21 @@ def triton_counters(url: str) -> dict[str, float]:
 
 
 def stage_seconds(url: str) -> dict[str, dict[str, float]]:
-    """{stage: {"sum": seconds, "count": n}} of imgrec_stage_seconds{path="batch"} from the workers' endpoint."""
+    """{stage: {"sum": wall seconds, "count": n, "cpu": CPU seconds}} of imgrec_stage_seconds and
+    imgrec_stage_cpu_seconds{path="batch"} from the workers' endpoint."""
     out: dict[str, dict[str, float]] = {}
     try:
         text = httpx.get(url, timeout=5).text
     except httpx.HTTPError:
         return out
     for family in text_string_to_metric_families(text):
-        if family.name != "imgrec_stage_seconds":
-            continue
         for s in family.samples:
-            if s.labels.get("path") == "batch" and s.name.endswith(("_sum", "_count")):
+            if s.labels.get("path") != "batch":
+                continue
+            if family.name == "imgrec_stage_seconds" and s.name.endswith(("_sum", "_count")):
                 out.setdefault(s.labels["stage"], {})[s.name.rsplit("_", 1)[1]] = s.value
+            elif family.name == "imgrec_stage_cpu_seconds" and s.name.endswith("_total"):
+                out.setdefault(s.labels["stage"], {})["cpu"] = s.value
     return out
 
 
@@ -222,6 +231,7 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
     settings = stack.settings
     stages_before = stage_seconds(settings.flink_metrics_url)
     before = triton_counters(settings.triton_metrics_url)
+    cpu_before = stack_cpu_s(stack)
     sampler = TritonSampler(settings.triton_metrics_url)
     began = time.monotonic()
     batch_ids = [client.submit_batch(items)["batch_id"] for items in chunks(images, chunk)]
@@ -229,6 +239,7 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
     ended = wait_ended(client, batch_ids, timeout_s)
     wall = time.monotonic() - began
     sampler.stop()
+    cpu_after = stack_cpu_s(stack)
     after = triton_counters(settings.triton_metrics_url)
     stages_after = stage_seconds(settings.flink_metrics_url)
     store = SqlStore.from_url(settings.database_url)
@@ -244,10 +255,13 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
         store.close()
     delta = {name: after[name] - before[name] for name in TRITON_COUNTERS}
     inferred = delta["nv_inference_count"]
-    stages = {
-        name: round(1000 * (v.get("sum", 0) - stages_before.get(name, {}).get("sum", 0)) / max(1.0, inferred), 3)
-        for name, v in stages_after.items()
-    }
+    def per_image(field: str) -> dict[str, float]:
+        return {
+            name: round(1000 * (v.get(field, 0) - stages_before.get(name, {}).get(field, 0)) / max(1.0, inferred), 3)
+            for name, v in stages_after.items()
+        }
+
+    cpu = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after}
     return {
         "wall_s": round(wall, 2),
         "post_s": round(posted, 2),
@@ -266,13 +280,19 @@ def run_pipeline(stack: Stack, client: ApiClient, images: list[bytes], chunk: in
             "mean_batch": round(inferred / max(1.0, delta["nv_inference_exec_count"]), 1),
             "gpu_utilisation": round(sum(sampler.gpu) / len(sampler.gpu), 3) if sampler.gpu else None,
         },
-        "stage_ms_per_inferred_image": stages,
+        "stage_ms_per_inferred_image": per_image("sum"),
+        "stage_cpu_ms_per_inferred_image": per_image("cpu"),
+        "stack_cpu_s": cpu,
+        "stack_cpu_ms_per_unique": round(1000 * sum(cpu.values()) / max(1.0, inferred), 2),
     }
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over runs of every figure the README quotes."""
     return {
+        "stack_cpu_ms_per_unique": median_of(r["pipeline"]["stack_cpu_ms_per_unique"] for r in runs),
+        "raw_cpu_ms_per_unique": median_of(r["raw_loop_unique"]["cpu_ms_per_image"] for r in runs),
+        "cpu_ratio": median_of(r["cpu_ratio"] for r in runs),
         "unique_ratio": median_of(r["unique_ratio"] for r in runs),
         "unique_per_s": median_of(r["pipeline"]["unique_per_s"] for r in runs),
         "raw_unique_per_s": median_of(r["raw_loop_unique"]["images_per_s"] for r in runs),
@@ -300,18 +320,43 @@ def start_stack(stack: Stack) -> float:
     return time.monotonic() - started
 
 
+def measure(stack: Stack, client: ApiClient, items: int, repeats: float, args: argparse.Namespace, run: int) -> dict:
+    """One run of one workload: the raw loop over its unique images, then the pipeline over all of them."""
+    images, distinct = workload(items, repeats, args.size, tag=f"r{run}-{time.time_ns()}")
+    load = load_average()
+    raw_s, raw_cpu_s = raw_loop(distinct, stack.app_settings)  # same run, same machine state, no stack traffic
+    pipeline = run_pipeline(stack, client, images, args.chunk, args.timeout)
+    raw_rate = len(distinct) / raw_s
+    raw_cpu_ms = round(1000 * raw_cpu_s / len(distinct), 2)
+    return {
+        "load_avg_start": load,
+        "items": len(images),
+        "distinct_images": len(distinct),
+        "pipeline": pipeline | {"images_per_s": round(len(images) / pipeline["wall_s"], 1)},
+        "raw_loop_unique": {
+            "wall_s": round(raw_s, 2), "images_per_s": round(raw_rate, 1), "cpu_ms_per_image": raw_cpu_ms,
+        },
+        "unique_ratio": round(pipeline["unique_per_s"] / raw_rate, 3),
+        "all_items_ratio": round(len(images) / pipeline["wall_s"] / raw_rate, 3),
+        "cpu_ratio": round(pipeline["stack_cpu_ms_per_unique"] / raw_cpu_ms, 2),
+        "cache_hit_rate": round(pipeline["cache_hits"] / max(1, pipeline["results"]), 3),
+        "memory": stack_memory(stack),
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--repeats", type=float, default=0.6, help="Share of items repeating an earlier image.")
+    parser.add_argument("--items", type=int, nargs="+", default=[1_000, 10_000], help="Items of each workload.")
+    parser.add_argument("--repeats", type=float, nargs="+", default=[0.0, 0.6],
+                        help="Shares of items repeating an earlier image, one workload each.")
     parser.add_argument("--size", type=int, default=160, help="Longest side of the posted images (px).")
     parser.add_argument("--chunk", type=int, default=1_000, help="Items per POST /v1/recognize/batch.")
-    parser.add_argument("--runs", type=int, default=3, help="Pipeline runs on the same stack (medians reported).")
+    parser.add_argument("--runs", type=int, default=3, help="Runs of each workload on the same stack (medians).")
     parser.add_argument("--timeout", type=float, default=900.0, help="Longest wait for the batches (s).")
     args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
 
     load_before = load_average()
-    runs: list[dict[str, Any]] = []
+    workloads: list[dict[str, Any]] = []
     with private_stack() as stack:  # stops every component at the end
         startup_s = start_stack(stack)
         key = unlimited_key(stack.settings.database_url, "bench-batch")
@@ -319,51 +364,53 @@ def main(argv: list[str] | None = None) -> None:
         try:
             warm = next(chunks([b + b"warm-up" for b in base_photos(args.size)], 32))
             wait_ended(client, [client.submit_batch(warm)["batch_id"]], timeout_s=180)
-            for run in range(args.runs):
-                images, distinct = workload(args.items, args.repeats, args.size, tag=f"r{run}-{time.time_ns()}")
-                load = load_average()
-                raw_s = raw_loop(distinct, stack.app_settings)  # same run, same machine state, no stack traffic
-                pipeline = run_pipeline(stack, client, images, args.chunk, args.timeout)
-                raw_rate = len(distinct) / raw_s
-                runs.append({
-                    "load_avg_start": load,
-                    "items": len(images),
-                    "distinct_images": len(distinct),
-                    "pipeline": pipeline | {"images_per_s": round(len(images) / pipeline["wall_s"], 1)},
-                    "raw_loop_unique": {"wall_s": round(raw_s, 2), "images_per_s": round(raw_rate, 1)},
-                    "unique_ratio": round(pipeline["unique_per_s"] / raw_rate, 3),
-                    "all_items_ratio": round(len(images) / pipeline["wall_s"] / raw_rate, 3),
-                    "cache_hit_rate": round(pipeline["cache_hits"] / max(1, pipeline["results"]), 3),
-                    "memory": stack_memory(stack),
-                })  # fmt: skip
-                print(f"run {run + 1}/{args.runs}: unique ratio {runs[-1]['unique_ratio']} (load {load})", flush=True)
-                # Written after every run, so a long run cut short still leaves its figures.
-                summary = summarise(runs)
-                write_report("batch", {
-                    "model": MODEL_ID,
-                    "image_max_px": args.size,
-                    "repeat_share": args.repeats,
-                    "stack_startup_s": round(startup_s, 1),
-                    "load_avg": {"start": load_before, "end": load_average()},
-                    "summary": summary,
-                    "runs": runs,
-                })  # fmt: skip
+            for items in args.items:
+                for repeats in args.repeats:
+                    runs: list[dict[str, Any]] = []
+                    workloads.append({"items": items, "repeat_share": repeats, "runs": runs})
+                    for run in range(args.runs):
+                        runs.append(measure(stack, client, items, repeats, args, run))
+                        print(f"{items} items, {repeats:.0%} repeats, run {run + 1}/{args.runs}: unique ratio "
+                              f"{runs[-1]['unique_ratio']}, CPU ratio {runs[-1]['cpu_ratio']}", flush=True)
+                        workloads[-1]["summary"] = summarise(runs)
+                        # Written after every run, so a long run cut short still leaves its figures.
+                        write_report("batch", {
+                            "model": MODEL_ID,
+                            "image_max_px": args.size,
+                            "stack_startup_s": round(startup_s, 1),
+                            "load_avg": {"start": load_before, "end": load_average()},
+                            "settings": stack.app_settings.model_dump(
+                                include={"micro_batch_size", "micro_batch_max_wait_ms", "micro_batch_shards",
+                                         "preprocess_threads", "batch_route_memo_s"}
+                            ),
+                            "workloads": workloads,
+                        })  # fmt: skip
         finally:
             client.close()
 
-    print(f"\nmedians of {len(runs)} runs ({args.items} items, {args.repeats:.0%} repeats)")
-    print_table(["figure", "value", "goal"], [
-        ["unique images/s (pipeline / raw loop)", f"{summary['unique_per_s']} / {summary['raw_unique_per_s']}", ""],
-        ["unique-image ratio", summary["unique_ratio"], ">= 0.8"],
-        ["all-items ratio", summary["all_items_ratio"], ""],
-        ["Triton busy while backlog / over wall", f"{summary['triton_busy_while_backlog']} / "
-         f"{summary['triton_busy_wall']}", ">= 0.85"],
-        ["mean micro-batch", summary["mean_batch"], ">= 24 of 32"],
-        ["stack memory MB (PSS)", summary["memory_total_mb"], "<= 6144"],
-        ["failed items", summary["failed"], "0"],
-    ])  # fmt: skip
-    print("\nper-stage ms per inferred image (last run, the job's Python workers)")
-    print_table(["stage", "ms"], sorted(runs[-1]["pipeline"]["stage_ms_per_inferred_image"].items()))
+    for w in workloads:
+        summary = w["summary"]
+        print(f"\nmedians of {len(w['runs'])} runs ({w['items']} items, {w['repeat_share']:.0%} repeats)")
+        print_table(["figure", "value", "goal"], [
+            ["unique images/s (pipeline / raw loop)", f"{summary['unique_per_s']} / {summary['raw_unique_per_s']}", ""],
+            ["unique-image ratio", summary["unique_ratio"], ">= 0.8"],
+            ["CPU ms per unique image (stack / raw loop)",
+             f"{summary['stack_cpu_ms_per_unique']} / {summary['raw_cpu_ms_per_unique']}", ""],
+            ["CPU ratio", summary["cpu_ratio"], "<= 1.5"],
+            ["all-items ratio", summary["all_items_ratio"], ""],
+            ["Triton busy while backlog / over wall", f"{summary['triton_busy_while_backlog']} / "
+             f"{summary['triton_busy_wall']}", ">= 0.85"],
+            ["mean micro-batch", summary["mean_batch"], ">= 24 of 32"],
+            ["stack memory MB (PSS)", summary["memory_total_mb"], "<= 6144"],
+            ["failed items", summary["failed"], "0"],
+        ])  # fmt: skip
+        last = w["runs"][-1]["pipeline"]
+        print("per-stage ms per inferred image, wall / CPU (last run, the job's Python workers)")
+        cpu = last["stage_cpu_ms_per_inferred_image"]
+        print_table(["stage", "wall ms", "CPU ms"], [
+            [name, ms, cpu.get(name, "")] for name, ms in sorted(last["stage_ms_per_inferred_image"].items())
+        ])
+        print("stack CPU s by component (last run):", last["stack_cpu_s"])
 
 
 if __name__ == "__main__":

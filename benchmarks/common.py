@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,21 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def component_pids(leader: int) -> set[int]:
+    """The processes of one stack component: its process group, and every descendant of its leader (PostgreSQL's
+    backends each lead a process group of their own)."""
+    pids = set(group_members(leader))
+    with suppress(psutil.Error):  # the leader ended meanwhile
+        pids.update(p.pid for p in psutil.Process(leader).children(recursive=True))
+    return pids
+
+
 def group_usage(leader: int) -> tuple[float, int]:
     """Memory (MiB) and open descriptors of one process group. Memory is the proportional set size: a page that
     several processes map (Triton's shared-memory tensors between the server and its Python stubs, shared libraries)
     counts once over all of them, where summing resident sizes would count it in each."""
     pss = fds = 0
-    for pid in group_members(leader):
+    for pid in component_pids(leader):
         try:
             process = psutil.Process(pid)
             pss += process.memory_full_info().pss
@@ -76,6 +85,23 @@ def group_usage(leader: int) -> tuple[float, int]:
         except psutil.Error:
             continue  # the process ended meanwhile
     return pss / 2**20, fds
+
+
+def group_cpu_s(leader: int) -> float:
+    """CPU seconds (user + system, from /proc) that the live processes of one component have used so far."""
+    total = 0.0
+    for pid in component_pids(leader):
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue  # the process ended meanwhile
+        total += times.user + times.system
+    return total
+
+
+def stack_cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each process group the stack started (difference two readings for a window)."""
+    return {name: group_cpu_s(leader) for name, c in stack.components.items() if (leader := c.pid()) is not None}
 
 
 def stack_memory(stack: Stack) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The batch recognition job: Kafka -> parse + route + fetch + hash -> cache lookup (keyed by image) -> micro-batch of
-references (keyed by model version) -> read + decode + preprocess + Triton -> sinks -> answers on the results topic
+references (keyed by model version) + read + decode + preprocess -> Triton -> sinks -> answers on the results topic
 (Flink's transactional Kafka sink: exactly once with the checkpoints).
 
-Records carry references to images (blob URIs, hashes, the chosen version), never pixels: an image is read and
-decoded inside its micro-batch, where it is inferred.
+Until a micro-batch is formed, records carry references to images (blob URIs, hashes, the chosen version), never
+pixels: an image is read and decoded inside its micro-batch, whose stacked input goes to the Triton operator.
 
 Submitted to the session cluster by `pipelines.submit` (`flink run -py pipelines/flink_job.py --settings-file PATH`;
 the settings stay in that file, so no secret is on a command line, in the job's arguments or in the Flink UI), or
@@ -36,9 +36,10 @@ from pipelines.operators import (
     RESULT_RECORD,
     Announce,
     CacheLookup,
-    InferMicroBatch,
+    Infer,
     Intake,
     MicroBatch,
+    PrepareMicroBatch,
     StoreResults,
 )
 from transforms.settings import Settings
@@ -119,11 +120,16 @@ def build_job(env: StreamExecutionEnvironment, settings_file: str | None, option
         .uid("cache-lookup")
     )
     size, wait, shards = settings.micro_batch_size, settings.micro_batch_max_wait_ms, settings.micro_batch_shards
-    inferred = (
+    prepared = (
         looked_up.key_by(lambda item: item.batch_key(shards), key_type=Types.STRING())
-        .process(InferMicroBatch(conf, size, wait), output_type=PICKLED)
-        .name(f"Micro-batch (size {size}, max wait {wait} ms) + decode + preprocess + infer (Triton)")
-        .uid("infer")
+        .process(PrepareMicroBatch(conf, size, wait), output_type=PICKLED)
+        .name(f"Micro-batch (size {size}, max wait {wait} ms) + read + decode + preprocess")
+        .uid("prepare")
+    )
+    # Its own task (thread): Triton infers one micro-batch while the operator before prepares the next.
+    inferred = (
+        prepared.process(Infer(conf), output_type=PICKLED).name("Infer micro-batch (Triton)").uid("infer")
+        .start_new_chain()
     )
     hits = _batched(looked_up.get_side_output(CACHE_HITS), size, wait, "Collect cache hits")
     stored = inferred.union(hits).process(StoreResults(conf), output_type=PICKLED).name(

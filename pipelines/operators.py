@@ -22,6 +22,7 @@ from transforms.batch_steps import (
     FetchedItem,
     InFlightDedup,
     Outcome,
+    PreparedBatch,
     Settle,
     dead_letter,
     parse_message,
@@ -190,11 +191,12 @@ class MicroBatch(KeyedProcessFunction):
         return items
 
 
-class InferMicroBatch(MicroBatch):
-    """Micro-batches of references to images for one model version, each read, decoded and preprocessed on the
-    preprocessing threads and inferred in one Triton request, then postprocessed (labels stay unthresholded).
+class PrepareMicroBatch(MicroBatch):
+    """Micro-batches of references to images for one model version, each admitted, read, decoded and preprocessed
+    on the preprocessing threads into one stacked model input (a `PreparedBatch`).
 
-    The buffer holds references, not tensors, so a checkpoint of it is small and pixels never cross Flink.
+    The buffer holds references, not tensors, so a checkpoint of it is small; pixels cross Flink once per
+    micro-batch, to the Triton operator, which infers one batch while this one prepares the next.
     """
 
     def __init__(self, settings_file: str | None, size: int, max_wait_ms: int) -> None:
@@ -208,8 +210,15 @@ class InferMicroBatch(MicroBatch):
     def close(self) -> None:
         self.stepper.close()
 
-    def emit(self, items: list[FetchedItem]) -> list[Outcome]:
-        return self.stepper.steps.infer(items)
+    def emit(self, items: list[FetchedItem]) -> PreparedBatch:
+        return self.stepper.steps.prepare_batch(items)
+
+
+class Infer(_StepsMixin, ProcessFunction):
+    """One Triton request per prepared micro-batch, then postprocessing (labels stay unthresholded)."""
+
+    def process_element(self, value: PreparedBatch, ctx: ProcessFunction.Context):
+        yield self.steps.infer_prepared(value)
 
 
 class StoreResults(_StepsMixin, ProcessFunction):

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from transforms.cache import CachedResult, CacheKey
 from transforms.errors import RecognitionError
-from transforms.handlers.base import Label, ModelHandler, ModelVersion, PreprocessMeta
+from transforms.handlers.base import Label, ModelHandler, ModelVersion, Prediction, PreprocessMeta
 from transforms.inference import infer_tensors
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
@@ -160,6 +160,27 @@ class CompletionWatch:
     def due(self) -> bool:
         """Time to ask the store."""
         return not self.announced and self.total is not None and self.seen >= self.total
+
+
+@dataclass
+class PreparedBatch:
+    """A micro-batch ready for the back end (made by `BatchSteps.prepare_batch`): its items, the stacked model
+    input of each distinct readable image (`hashes` in row order) and why the others cannot be read."""
+
+    model: ModelVersion
+    items: list[FetchedItem]
+    hashes: list[str] = field(default_factory=list)
+    tensor: np.ndarray | None = None  # None: no image of the micro-batch could be read
+    metas: list[PreprocessMeta] = field(default_factory=list)
+    failures: dict[str, RecognitionError] = field(default_factory=dict)
+    error: RecognitionError | None = None  # a handler fault: every item fails
+
+
+def model_fault(model: ModelVersion, exc: Exception) -> RecognitionError:
+    """The error of a micro-batch that a model or handler fault failed (logged and counted)."""
+    log.exception("micro-batch of %s failed", model_key(model))
+    observe_error(model.model_id, model.version, "inference_failed")
+    return RecognitionError("inference_failed", f"inference failed: {exc}")
 
 
 # What `BatchSteps.prepare` makes of one image: the model's input and its mapping meta, or why it cannot be read.
@@ -296,14 +317,14 @@ class BatchSteps:
     # --- per micro-batch ------------------------------------------------------------------------------------
 
     def infer(self, items: Sequence[FetchedItem]) -> list[Outcome]:
-        """A micro-batch of one model version: its request rows admitted (one statement), its images read, decoded
-        and preprocessed on the preprocessing threads, then one back-end call; identical images are inferred once.
-        An image that cannot be read or decoded fails its items only.
+        """A micro-batch of one model version, prepared and inferred (see `prepare_batch` and `infer_prepared`)."""
+        return self.infer_prepared(self.prepare_batch(items)) if items else []
 
-        Raw outputs go to the blob store and unthresholded labels (and vectors) to the cache (what the model said).
-        """
-        if not items:
-            return []
+    def prepare_batch(self, items: Sequence[FetchedItem]) -> PreparedBatch:
+        """A micro-batch of one model version made ready for the back end: its request rows admitted (one
+        statement) and marked processing, its distinct images read, decoded and preprocessed on the preprocessing
+        threads and stacked. An image that cannot be read or decoded fails its items only; a handler fault fails
+        the micro-batch's items (`inference_failed`)."""
         model = items[0].model
         if any(model_key(i.model) != model_key(model) for i in items):
             raise ValueError("a micro-batch holds one model version")
@@ -315,51 +336,69 @@ class BatchSteps:
         unique: dict[str, FetchedItem] = {}
         for item in items:
             unique.setdefault(item.image_hash, item)
-        failures: dict[str, RecognitionError] = {}
+        batch = PreparedBatch(model, list(items))
         try:
             handler = self.ports.handler(model)
             with timer.stage("prepare"):
                 prepared = list(self.pool.map(lambda item: self.prepare(handler, item), unique.values()))
-            firsts, tensors, metas = [], [], []
+            tensors = []
             for item, (result, item_timer) in zip(unique.values(), prepared, strict=True):
                 timer.merge(item_timer)
                 if isinstance(result, RecognitionError):
-                    failures[item.image_hash] = result
+                    batch.failures[item.image_hash] = result
                     continue
-                firsts.append(item)
+                batch.hashes.append(item.image_hash)
                 tensors.append(result[0])
-                metas.append(result[1])
-            predictions = []
-            if firsts:
+                batch.metas.append(result[1])
+            if tensors:
                 with timer.stage("stack"):
-                    batch = np.stack(tensors).astype(np.float32, copy=False)
-                predictions = self.retry(infer_tensors, model, handler, self.ports.backend, batch, metas, timer)
+                    batch.tensor = np.stack(tensors)
         except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
-        except Exception as exc:  # a model or handler fault: replaying it would stall the job forever
-            log.exception("micro-batch of %s failed", model_key(model))
-            error = RecognitionError("inference_failed", f"inference failed: {exc}")
-            observe_error(model.model_id, model.version, "inference_failed")
-            return [Outcome(i.msg, model, i.image_hash, [], False, error=error) for i in items]
-        by_hash: dict[str, tuple[CachedResult, str]] = {}
-        with timer.stage("raw_output"):
-            for item, prediction in zip(firsts, predictions, strict=True):
-                key = raw_key(model.model_id, model.version, item.image_hash)
-                uri = self.ports.raw_outputs.submit(key, prediction.raw)
-                by_hash[item.image_hash] = (CachedResult(prediction.labels, prediction.embedding), uri)
-        # A replay that finds these cache entries tells its own first attempt from a real hit by the processing
-        # mark (`Store.complete_requests`), so the marks must be written before the entries exist.
+        except Exception as exc:  # a handler fault: replaying it would stall the job forever
+            batch.error = model_fault(model, exc)
+        # A replay that finds these images' cache entries tells its own first attempt from a real hit by the
+        # processing mark (`Store.complete_requests`), so the marks are written before inference caches anything.
         if not self.ports.processing_marks.flush(timeout_s=self.ports.settings.dependency_retry_s):
             raise StoreUnavailable("the micro-batch's processing marks could not be written")
+        timer.finish()
+        return batch
+
+    def infer_prepared(self, batch: PreparedBatch) -> list[Outcome]:
+        """One back-end call for a prepared micro-batch (identical images inferred once), then postprocessing.
+
+        Raw outputs go to the blob store and unthresholded labels (and vectors) to the cache (what the model said).
+        An unavailable back end is retried, then raised so the engine replays the micro-batch; a model fault fails
+        its items (`inference_failed`).
+        """
+        model, error = batch.model, batch.error
+        timer = StageTimer(BATCH_PATH)
+        predictions: list[Prediction] = []
+        if error is None and batch.tensor is not None:
+            try:
+                handler = self.ports.handler(model)
+                backend = self.ports.backend
+                predictions = self.retry(infer_tensors, model, handler, backend, batch.tensor, batch.metas, timer)
+            except OUTAGES:
+                raise
+            except Exception as exc:  # a model fault: replaying it would stall the job forever
+                error = model_fault(model, exc)
+        if error is not None:
+            return [Outcome(i.msg, model, i.image_hash, [], False, error=error) for i in batch.items]
+        by_hash: dict[str, tuple[CachedResult, str]] = {}
+        with timer.stage("raw_output"):
+            for image_hash, prediction in zip(batch.hashes, predictions, strict=True):
+                uri = self.ports.raw_outputs.submit(raw_key(model.model_id, model.version, image_hash), prediction.raw)
+                by_hash[image_hash] = (CachedResult(prediction.labels, prediction.embedding), uri)
         with timer.stage("cache_put"):
             self.ports.cache.put_many(
                 [(CacheKey(h, model.model_id, model.version), result) for h, (result, _) in by_hash.items()]
             )
         timer.finish()
         outcomes = []
-        for i in items:
-            if i.image_hash in failures:
-                outcomes.append(Outcome(i.msg, model, i.image_hash, [], False, error=failures[i.image_hash]))
+        for i in batch.items:
+            if i.image_hash in batch.failures:
+                outcomes.append(Outcome(i.msg, model, i.image_hash, [], False, error=batch.failures[i.image_hash]))
                 continue
             result, uri = by_hash[i.image_hash]
             outcomes.append(Outcome(i.msg, model, i.image_hash, list(result.labels), False, uri, result.embedding))

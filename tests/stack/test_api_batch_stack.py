@@ -71,3 +71,37 @@ def test_the_flink_sink_fills_the_similarity_index(job) -> None:
     settings, _ = job
     with api_client(settings) as (client, _):
         check_batch_fills_the_index(client, new_caller(client))
+
+
+def test_a_thousand_items_with_repeats_get_the_labels_of_the_sync_path(job) -> None:
+    # The batch path reads, decodes and preprocesses inside its micro-batches (references, not tensors, through
+    # Flink); its answers must be what the sync path says of the same bytes. The sync side runs without the shared
+    # Redis cache (an in-process one, empty), so every image is inferred again rather than read back from the
+    # entries the batch wrote.
+    settings, _ = job
+    run = uuid.uuid4().hex
+    distinct = [tagged(img, run) for name in ("coffee", "chelsea", "astronaut") for img in photo_variants(100, name)]
+    images = distinct + [distinct[(i * 7) % len(distinct)] for i in range(700)]  # 1,000 items, 700 repeats
+    with api_client(settings) as (client, headers):
+        items = [{"image_data": base64.b64encode(img).decode(), "model_id": SCENE, "confidence_threshold": 0.0}
+                 for img in images]
+        r = client.post("/v1/recognize/batch", json={"items": items}, headers=headers)
+        assert r.status_code == 202, r.text
+        status = wait_batch_done(client, headers, r.json()["batch_id"], timeout_s=600)
+    assert (status["status"], status["completed_count"]) == ("done", 1000)
+    results = status["results"]
+    assert [r["index"] for r in results] == list(range(1000))
+    uncached = settings.model_copy(update={"redis_url": None})
+    with api_client(uncached) as (client, headers):
+        sync: dict[bytes, list[dict]] = {}
+        for img in distinct:
+            answer = client.post("/v1/recognize", headers=headers, json={
+                "image_data": base64.b64encode(img).decode(), "model_id": SCENE, "confidence_threshold": 0.0,
+            })  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["cache_hit"] is False
+            sync[img] = answer.json()["labels"]
+    for image, result in zip(images, results, strict=True):
+        expected = sync[image]
+        assert [label["label"] for label in result["labels"]] == [label["label"] for label in expected], result
+        assert max(abs(a["score"] - b["score"]) for a, b in zip(result["labels"], expected, strict=True)) <= 1e-4
