@@ -164,8 +164,8 @@ class CompletionWatch:
 
 @dataclass
 class PreparedBatch:
-    """A micro-batch ready for the back end (made by `BatchSteps.prepare_batch`): its items, the stacked model
-    input of each distinct readable image (`hashes` in row order) and why the others cannot be read."""
+    """A micro-batch ready for the back end (made by `BatchSteps.prepare_batch`): its items, the stacked uint8
+    pixels of each distinct readable image (`hashes` in row order) and why the others cannot be read."""
 
     model: ModelVersion
     items: list[FetchedItem]
@@ -183,7 +183,7 @@ def model_fault(model: ModelVersion, exc: Exception) -> RecognitionError:
     return RecognitionError("inference_failed", f"inference failed: {exc}")
 
 
-# What `BatchSteps.prepare` makes of one image: the model's input and its mapping meta, or why it cannot be read.
+# What `BatchSteps.prepare` makes of one image: the model's pixels and their mapping meta, or why it cannot be read.
 Prepared = tuple[np.ndarray, PreprocessMeta] | RecognitionError
 
 
@@ -289,8 +289,8 @@ class BatchSteps:
         ]
 
     def prepare(self, handler: ModelHandler, item: FetchedItem) -> tuple[Prepared, StageTimer]:
-        """Read (a claim check) and decode the image (with the pixel guard), and turn it into the model's input;
-        an unreadable image gives its RecognitionError. Runs on the preprocessing threads."""
+        """Read (a claim check) and decode the image (with the pixel guard), and turn it into the model's pixels
+        (uint8); an unreadable image gives its RecognitionError. Runs on the preprocessing threads."""
         timer = StageTimer()
         try:
             with timer.stage("read"):
@@ -298,7 +298,7 @@ class BatchSteps:
             with timer.stage("decode"):
                 image = decode_image(data, max_pixels=self.ports.settings.max_pixels)
             with timer.stage("preprocess"):
-                return handler.preprocess(image), timer
+                return handler.pixels(image), timer
         except RecognitionError as exc:
             return exc, timer
 
@@ -323,7 +323,8 @@ class BatchSteps:
     def prepare_batch(self, items: Sequence[FetchedItem]) -> PreparedBatch:
         """A micro-batch of one model version made ready for the back end: its request rows admitted (one
         statement) and marked processing, its distinct images read, decoded and preprocessed on the preprocessing
-        threads and stacked. An image that cannot be read or decoded fails its items only; a handler fault fails
+        threads and stacked as uint8 pixels (4x smaller than the float input, which `infer_prepared` makes). An
+        image that cannot be read or decoded fails its items only; a handler fault fails
         the micro-batch's items (`inference_failed`)."""
         model = items[0].model
         if any(model_key(i.model) != model_key(model) for i in items):
@@ -377,8 +378,9 @@ class BatchSteps:
         if error is None and batch.tensor is not None:
             try:
                 handler = self.ports.handler(model)
-                backend = self.ports.backend
-                predictions = self.retry(infer_tensors, model, handler, backend, batch.tensor, batch.metas, timer)
+                with timer.stage("normalise"):
+                    inputs = handler.normalise(batch.tensor)
+                predictions = self.retry(infer_tensors, model, handler, self.ports.backend, inputs, batch.metas, timer)
             except OUTAGES:
                 raise
             except Exception as exc:  # a model fault: replaying it would stall the job forever

@@ -85,6 +85,29 @@ class PreprocessMeta:
     pad_y: float = 0.0
 
 
+@dataclass(frozen=True)
+class Normalisation:
+    """What turns a model's pixels (`ModelHandler.pixels`: uint8, height x width x RGB) into its float input:
+    channel order, per-channel mean and std on the 0-255 scale (in the model's channel order) and layout.
+
+    Kept apart from the pixels so that uint8 tensors (4x smaller than float32) travel between the steps of a path,
+    and the float conversion happens once, next to the model.
+    """
+
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    bgr: bool = False
+    channels_first: bool = True
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """A uint8 batch (N, H, W, 3) of RGB pixels -> the float32 model input, (N, 3, H, W) or (N, H, W, 3)."""
+        x = pixels.astype(np.float32)
+        if self.bgr:
+            x = x[..., ::-1]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.channels_first else x)
+
+
 @dataclass
 class Prediction:
     """Postprocessed labels (unthresholded: what the model said) plus the raw per-image outputs, and for an
@@ -119,9 +142,24 @@ class ModelHandler(ABC):
     def output_names(self) -> list[str]:
         """Names of the model's output tensors."""
 
+    @property
+    def normalisation(self) -> Normalisation:
+        """How this model's float input is made from its pixels (default: the pixel values, channels first)."""
+        return Normalisation()
+
     @abstractmethod
+    def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+        """One RGB image -> its pixels at the model's input size (resized, cropped or padded), uint8 height x
+        width x RGB, and its mapping meta."""
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """A stacked batch of `pixels` -> the model's float32 input batch."""
+        return self.normalisation.apply(pixels)
+
     def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
-        """One RGB image -> one input tensor without the batch axis (float32) and its mapping meta."""
+        """One RGB image -> one float32 input tensor without the batch axis, and its mapping meta."""
+        pixels, meta = self.pixels(image)
+        return self.normalise(pixels[None])[0], meta
 
     @abstractmethod
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
@@ -132,9 +170,9 @@ class ModelHandler(ABC):
         return None
 
     def preprocess_batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[PreprocessMeta]]:
-        """Stack preprocessed images into one batch tensor."""
-        tensors, metas = zip(*(self.preprocess(img) for img in images), strict=True)
-        return np.stack(tensors).astype(np.float32, copy=False), list(metas)
+        """Preprocess images into one float32 batch tensor (stacked as pixels, normalised once)."""
+        pixels, metas = zip(*(self.pixels(img) for img in images), strict=True)
+        return self.normalise(np.stack(pixels)), list(metas)
 
     def postprocess_batch(self, outputs: dict[str, np.ndarray], metas: Sequence[PreprocessMeta]) -> list[Prediction]:
         """Split a batch of outputs per image and postprocess each."""

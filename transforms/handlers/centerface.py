@@ -26,10 +26,9 @@ class CenterFaceHandler(ModelHandler):
     def output_names(self) -> list[str]:
         return ["heatmap", "scale", "offset", "landmarks"]
 
-    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+    def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
         # Fixed square input so images of any shape share one batch; the model itself takes any multiple of 32.
-        arr, meta = letterbox(image, self.model.input_shape[-1])
-        return arr.transpose(2, 0, 1), meta
+        return letterbox(image, self.model.input_shape[-1])
 
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
         p = self.model.extra

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from transforms.handlers.base import Label, ModelHandler, PreprocessMeta
+from transforms.handlers.base import Label, ModelHandler, Normalisation, PreprocessMeta
 from transforms.handlers.ops import softmax
 
 
@@ -24,16 +24,19 @@ class ClassifierHandler(ModelHandler):
     def output_names(self) -> list[str]:
         return [self.output]
 
-    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+    @property
+    def normalisation(self) -> Normalisation:
+        p = self.model.extra
+        return Normalisation(tuple(255.0 * m for m in p["mean"]), tuple(255.0 * s for s in p["std"]))
+
+    def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
         p = self.model.extra
         w, h = image.size
         scale = p["resize"] / min(w, h)
         rw, rh = max(p["crop"], round(w * scale)), max(p["crop"], round(h * scale))
         left, top = (rw - p["crop"]) // 2, (rh - p["crop"]) // 2
         resized = image.resize((rw, rh), Image.Resampling.BILINEAR)
-        arr = np.asarray(resized.crop((left, top, left + p["crop"], top + p["crop"])), np.float32)
-        arr = (arr / 255.0 - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
-        return arr.transpose(2, 0, 1), PreprocessMeta(w, h)
+        return np.asarray(resized.crop((left, top, left + p["crop"], top + p["crop"])), np.uint8), PreprocessMeta(w, h)
 
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
         probs = outputs[self.output].astype(np.float64)

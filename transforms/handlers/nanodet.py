@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from transforms.handlers.base import Label, ModelHandler, PreprocessMeta
+from transforms.handlers.base import Label, ModelHandler, Normalisation, PreprocessMeta
 from transforms.handlers.ops import letterbox, nms, softmax, to_original
 
 SIZE = 416
 STRIDES = (8, 16, 32)
 REG_MAX = 10
-MEAN_BGR = np.array([103.53, 116.28, 123.675], np.float32)
-STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
+MEAN_BGR = (103.53, 116.28, 123.675)
+STD_BGR = (57.375, 57.12, 58.395)
 MAX_CANDIDATES = 1000
 
 
@@ -42,9 +42,12 @@ class NanoDetHandler(ModelHandler):
     def output_names(self) -> list[str]:
         return [f"{kind}_{s}" for s in STRIDES for kind in ("cls", "reg")]
 
-    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
-        arr, meta = letterbox(image, SIZE)
-        return ((arr[:, :, ::-1] - MEAN_BGR) / STD_BGR).transpose(2, 0, 1), meta
+    @property
+    def normalisation(self) -> Normalisation:
+        return Normalisation(MEAN_BGR, STD_BGR, bgr=True)
+
+    def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+        return letterbox(image, SIZE)
 
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
         p = self.model.extra

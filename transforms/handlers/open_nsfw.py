@@ -8,19 +8,23 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from transforms.handlers.base import PreprocessMeta
+from transforms.handlers.base import Normalisation, PreprocessMeta
 from transforms.handlers.classifier import ClassifierHandler
 
 RESIZE, CROP = 256, 224
-MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
+MEAN_BGR = (104.0, 117.0, 123.0)
 
 
 class OpenNsfwHandler(ClassifierHandler):
     name = "open_nsfw"
     output = "probs"
 
-    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
+    @property
+    def normalisation(self) -> Normalisation:
+        return Normalisation(MEAN_BGR, bgr=True, channels_first=False)
+
+    def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
         offset = (RESIZE - CROP) // 2
         resized = image.resize((RESIZE, RESIZE), Image.Resampling.BILINEAR)
-        arr = np.asarray(resized.crop((offset, offset, offset + CROP, offset + CROP)), np.float32)
-        return arr[:, :, ::-1] - MEAN_BGR, PreprocessMeta(*image.size)
+        crop = resized.crop((offset, offset, offset + CROP, offset + CROP))
+        return np.asarray(crop, np.uint8), PreprocessMeta(*image.size)

@@ -9,12 +9,12 @@ from transforms.handlers.base import PreprocessMeta
 
 
 def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, PreprocessMeta]:
-    """Scale to fit a size x size square keeping the aspect ratio, pad right/bottom with zeros; HWC float32."""
+    """Scale to fit a size x size square keeping the aspect ratio, pad right/bottom with zeros; HWC uint8."""
     w, h = image.size
     scale = size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    canvas = np.zeros((size, size, 3), np.float32)
-    canvas[:nh, :nw] = np.asarray(image.resize((nw, nh), Image.Resampling.BILINEAR), np.float32)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[:nh, :nw] = np.asarray(image.resize((nw, nh), Image.Resampling.BILINEAR), np.uint8)
     return canvas, PreprocessMeta(w, h, scale_x=nw / w, scale_y=nh / h)
 
 
