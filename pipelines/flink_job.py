@@ -42,6 +42,7 @@ from pipelines.operators import (
     PrepareMicroBatch,
     StoreResults,
 )
+from transforms.batch_steps import answer_key
 from transforms.settings import Settings
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -138,7 +139,7 @@ def build_job(env: StreamExecutionEnvironment, settings_file: str | None, option
     failed = fetched.get_side_output(FAILED)
     records = (
         stored.union(failed)
-        .key_by(lambda answer: answer.batch_id or answer.request_id, key_type=Types.STRING())
+        .key_by(lambda answers: answer_key(answers[0]), key_type=Types.STRING())
         .process(Announce(conf), output_type=RESULT_RECORD)
         .name("Answers + batch completion")
         .uid("announce")

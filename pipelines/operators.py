@@ -24,6 +24,7 @@ from transforms.batch_steps import (
     Outcome,
     PreparedBatch,
     Settle,
+    by_batch,
     dead_letter,
     parse_message,
     rejected_result,
@@ -34,7 +35,7 @@ from transforms.results import ItemResult
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.STRING())
 CACHE_HITS = OutputTag("cache-hits", Types.PICKLED_BYTE_ARRAY())
-# Answers of items that failed before the sinks (dead letters, unreadable images, unknown models): ItemResult.
+# Answers of items that failed before the sinks (dead letters, unreadable images, unknown models): [ItemResult].
 FAILED = OutputTag("failed", Types.PICKLED_BYTE_ARRAY())
 # A record of the results topic: the key (caller_id) and the message (JSON).
 RESULT_RECORD = Types.ROW_NAMED(["caller_id", "message"], [Types.STRING(), Types.STRING()])
@@ -80,12 +81,12 @@ class Intake(_StepsMixin, ProcessFunction):
             yield DEAD_LETTERS, dead_letter(value, exc.reason)
             answer = rejected_result(value, exc.reason)
             if answer is not None:
-                yield FAILED, answer
+                yield FAILED, [answer]
             return
         try:
             yield self.steps.fetch(msg)
         except RecognitionError as exc:
-            yield FAILED, self.steps.fail(msg, exc)
+            yield FAILED, [self.steps.fail(msg, exc)]
 
 
 class CacheLookup(_StepsMixin, KeyedProcessFunction):
@@ -223,15 +224,15 @@ class Infer(_StepsMixin, ProcessFunction):
 
 class StoreResults(_StepsMixin, ProcessFunction):
     """Threshold and write a list of outcomes in one transaction (idempotent upsert, request done, progress); emits
-    each item's answer."""
+    the items' answers, one list per batch."""
 
     def process_element(self, value: list[Outcome], ctx: ProcessFunction.Context):
-        yield from self.steps.finish(value)
+        yield from by_batch(self.steps.finish(value))
 
 
 class Announce(_StepsMixin, KeyedProcessFunction):
-    """Keyed by batch (a lone item by its request): each answer becomes a record of the results topic, and the
-    batch's completion event follows its last answer, once (rules in CompletionWatch).
+    """Keyed by batch (a lone item by its request), answers arrive in lists: each answer becomes a record of the
+    results topic, and the batch's completion event follows its last answer, once (rules in CompletionWatch).
 
     The watch is keyed state and shares the checkpoints of the transactional sink: after a restart the replayed
     answers are counted again from the checkpoint's watch, so the event is written in exactly one committed
@@ -242,11 +243,14 @@ class Announce(_StepsMixin, KeyedProcessFunction):
         super().open(runtime_context)
         self.watch = runtime_context.get_state(ValueStateDescriptor("completion-watch", Types.PICKLED_BYTE_ARRAY()))
 
-    def process_element(self, value: ItemResult, ctx: KeyedProcessFunction.Context):
-        yield Row(value.caller_id, value.to_json())
-        if value.batch_id is None:
-            return
-        watch, event = self.steps.answered(value.batch_id, self.watch.value())
-        self.watch.update(watch)
-        if event is not None:
-            yield Row(event.caller_id, event.to_json())
+    def process_element(self, value: list[ItemResult], ctx: KeyedProcessFunction.Context):
+        watch = self.watch.value()
+        for answer in value:
+            yield Row(answer.caller_id, answer.to_json())
+            if answer.batch_id is None:
+                continue
+            watch, event = self.steps.answered(answer.batch_id, watch)
+            if event is not None:
+                yield Row(event.caller_id, event.to_json())
+        if watch is not None:
+            self.watch.update(watch)

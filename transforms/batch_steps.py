@@ -192,6 +192,19 @@ def is_url(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def answer_key(answer: ItemResult) -> str:
+    """Key of announcing an answer: its batch, whose completion it counts towards (a lone item: its request)."""
+    return answer.batch_id or answer.request_id
+
+
+def by_batch(answers: Iterable[ItemResult]) -> list[list[ItemResult]]:
+    """Answers grouped by `answer_key`, in order of first appearance (an engine hands each group on as one record)."""
+    groups: dict[str, list[ItemResult]] = {}
+    for answer in answers:
+        groups.setdefault(answer_key(answer), []).append(answer)
+    return list(groups.values())
+
+
 def parse_message(raw: bytes | str) -> BatchItemMessage:
     """Parse and validate one message of the batch topic; raises BadMessage with a readable reason."""
     try:
