@@ -65,5 +65,16 @@ class RecognitionError(Exception):
         """The JSON error body."""
         return {"code": self.code, "message": self.message, **self.details}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # An item's error travels between the batch job's operators; Exception's own pickling would call
+        # __init__ with the message alone.
+        return _rebuild_error, (type(self), self.code, self.message, self.http_status, self.details)
+
     def __repr__(self) -> str:
         return f"RecognitionError({self.code!r}, {self.message!r}, http_status={self.http_status})"
+
+
+def _rebuild_error(
+    cls: type[RecognitionError], code: str, message: str, http_status: int, details: dict[str, Any]
+) -> RecognitionError:
+    return cls(code, message, http_status=http_status, **details)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
 from transforms.batch_steps import BadMessage, InFlightDedup, Settle, dead_letter, parse_message
+from transforms.errors import RecognitionError
 
 
 @pytest.mark.parametrize(
@@ -40,3 +42,11 @@ def test_in_flight_dedup_serves_parked_copies_from_the_cache_or_releases_them_af
     assert dedup.settle(since, since + 1, cached=False, input_ended=True) is Settle.MISSES  # nothing is lost
     assert dedup.settle(since, since + 1, cached=True, input_ended=True) is Settle.HITS
     assert dedup.settle(None, 0, cached=False) is Settle.MISSES  # parked without a mark: never wait for nothing
+
+
+def test_an_items_error_survives_pickling_between_operators() -> None:
+    error = RecognitionError("not_an_image", "The bytes are not an image.", limit=3)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.code, copy.message, copy.http_status, copy.details) == (
+        RecognitionError, "not_an_image", "The bytes are not an image.", error.http_status, {"limit": 3}
+    )
