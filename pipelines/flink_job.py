@@ -52,7 +52,7 @@ PICKLED = Types.PICKLED_BYTE_ARRAY()
 RESULTS_TRANSACTION_TIMEOUT_MS = 10 * 60 * 1000
 
 
-def job_config(state_dir: str | None) -> Configuration:
+def job_config(state_dir: str | None, python_mode: str = "thread") -> Configuration:
     """Python execution (thread mode: fastest here), retained checkpoints and how the job fails.
 
     Checkpoints and savepoints go under `state_dir` when given (the local stack: file:// under var/), else where
@@ -63,7 +63,7 @@ def job_config(state_dir: str | None) -> Configuration:
     row (e.g. the dead-letter sink's flush while Kafka restarts) are tolerated rather than failing the job.
     """
     config = Configuration()
-    config.set_string("python.execution-mode", "thread")
+    config.set_string("python.execution-mode", python_mode)
     if state_dir:
         config.set_string("execution.checkpointing.dir", f"{state_dir.rstrip('/')}/checkpoints")
         config.set_string("execution.checkpointing.savepoint-dir", f"{state_dir.rstrip('/')}/savepoints")
@@ -212,15 +212,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[str | None, JobOptions, s
     parser.add_argument("--parallelism", type=int, default=JobOptions.parallelism)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=JobOptions.checkpoint_interval_ms)
     parser.add_argument("--bounded", action="store_true")
+    parser.add_argument("--python-mode", choices=("thread", "process"), default=JobOptions.python_mode)
     args = parser.parse_args(argv)
     options = JobOptions(parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
-                         bounded=args.bounded)
+                         bounded=args.bounded, python_mode=args.python_mode)
     return args.settings_file, options, args.state_dir
 
 
 def main(argv: list[str] | None = None) -> None:
     settings_file, options, state_dir = parse_args(argv)
-    env = StreamExecutionEnvironment.get_execution_environment(job_config(state_dir))
+    env = StreamExecutionEnvironment.get_execution_environment(job_config(state_dir, options.python_mode))
     build_job(env, settings_file, options)
     env.execute(JOB_NAME)
 

@@ -19,6 +19,9 @@ class JobOptions:
     # the cluster's `parallelism.default` (the Flink Kubernetes Operator sets it, and its autoscaler overrides it).
     parallelism: int | None = None
     checkpoint_interval_ms: int = 5_000
+    # Python operators inside the TaskManager JVM (`thread`, the fastest measured: README, Benchmarks) or in worker
+    # processes (`process`).
+    python_mode: str = "thread"
     # Stop at the offsets that are the latest when the job starts (benchmarks, backfills); else run forever.
     bounded: bool = False
 

@@ -158,7 +158,7 @@ def launch_job(settings: Settings, options: JobOptions, restore: Path | None, ti
         command += ["--fromSavepoint", str(restore)]
     command += ["-py", str(JOB_FILE), "--settings-file", str(save_settings(settings)),
                 "--state-dir", checkpoint_root(settings).as_uri(),
-                "--checkpoint-interval-ms", str(options.checkpoint_interval_ms)]
+                "--checkpoint-interval-ms", str(options.checkpoint_interval_ms), "--python-mode", options.python_mode]
     if options.parallelism is not None:
         command += ["--parallelism", str(options.parallelism)]
     if options.bounded:

@@ -7,6 +7,7 @@ PostgreSQL, Redis or Kafka on the same machine.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,10 @@ class StackSettings(BaseSettings):
     flink_parallelism: int = Field(
         1, ge=1, description="Parallelism of the batch job the stack submits: its Kafka source, keyed state and "
         "sinks split into this many subtasks, spread over the TaskManagers."
+    )
+    flink_python_mode: Literal["thread", "process"] = Field(
+        "thread", description="How the batch job runs its Python operators: inside the TaskManager JVM (thread, "
+        "the fastest measured here) or in Python worker processes (process)."
     )
     flink_slots: int = Field(2, description="Task slots of each TaskManager.")
     flink_jobmanager_memory: str = Field("1024m", description="JobManager process memory.")

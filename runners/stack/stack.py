@@ -91,7 +91,8 @@ class Stack:
         from pipelines.readiness import wait_ready
         from pipelines.submit import submit_job
 
-        job_id = submit_job(self.app_settings, options=JobOptions(parallelism=self.settings.flink_parallelism))
+        options = JobOptions(parallelism=self.settings.flink_parallelism, python_mode=self.settings.flink_python_mode)
+        job_id = submit_job(self.app_settings, options=options)
         wait_ready(self.app_settings, timeout_s=self.settings.start_timeout_s)
         return job_id
 
