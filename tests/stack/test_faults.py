@@ -39,7 +39,7 @@ from transforms.store import StoreUnavailable
 
 pytestmark = pytest.mark.faults
 SCENE = "scene-classification"
-ITEMS = 48
+ITEMS = 96  # three micro-batches of 32: the sinks progress in steps a fault can fall between
 BATCH_TIMEOUT_S = 300
 
 
