@@ -33,14 +33,14 @@ echo "device: $device" | tee "$OUT/summary.txt"
 #    Python-backend repository, whose ONNX Runtime session takes the CUDA provider from IMGREC_ORT_PROVIDERS.
 $IMGREC models triton-repo --gpu "$OUT/triton-repository-gpu" >/dev/null
 grep -h -E 'backend|kind|preferred' "$OUT"/triton-repository-gpu/*/config.pbtxt | sort | uniq -c | tee -a "$OUT/summary.txt"
-tritonserver=$($PY -c 'import pytriton, pathlib; print(pathlib.Path(pytriton.__file__).parent / "tritonserver")')
+tritonserver=$($PY -c 'from runners.stack.components.triton import pytriton_dist; print(pytriton_dist())')
 if [ -d "$tritonserver/backends/onnxruntime" ]; then
   export IMGREC_STACK_TRITON_REPOSITORY="$PWD/$OUT/triton-repository-gpu"
   echo "Triton has the onnxruntime backend: the stack serves the GPU repository" | tee -a "$OUT/summary.txt"
 fi
 
 # 2. The models alone: raw ONNX Runtime, in process and through Triton, at batches 1, 8 and 32.
-timeout "$(( $(left) / 3 ))" $PY -m benchmarks.bench_models --batches 1 8 32 >"$OUT/bench_models.log" 2>&1 \
+timeout "$(( $(left) / 2 ))" $PY -m benchmarks.bench_models --batches 1 8 32 >"$OUT/bench_models.log" 2>&1 \
   || echo "bench_models did not finish in its share of the budget (see bench_models.log)" | tee -a "$OUT/summary.txt"
 cp var/bench/models.json "$OUT/" 2>/dev/null || true
 

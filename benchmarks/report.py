@@ -7,6 +7,8 @@ the JSON it came from.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import OUT_DIR
@@ -146,12 +148,15 @@ def warm_promotion_tables(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Print the tables of every report found in a folder (default var/bench; the committed runs the README quotes
+    are under benchmarks/results)."""
+    folder = Path(argv[0]) if argv else OUT_DIR
     for name, render in (("sync", sync_tables), ("batch", batch_tables), ("warm_promotion", warm_promotion_tables)):
-        path = OUT_DIR / f"{name}.json"
+        path = folder / f"{name}.json"
         if path.exists():
             print("\n".join(render(json.loads(path.read_text()))) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
