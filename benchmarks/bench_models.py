@@ -4,9 +4,11 @@
 - `in-process`: the embedded back end (micro-batcher in front of the same kind of session),
 - `triton`: the Triton back end over gRPC (IMGREC_TRITON_URL, else a private tritonserver started here).
 
-Preprocessing is excluded from those: the same tensor goes to every path. It is measured on its own, as the CPU
-cost of one image (decode of a JPEG photo + the handler's preprocess, one thread), which the capacity model
-(`imgrec plan`) needs beside the inference cost. Prints a table and writes var/bench/models.json.
+Preprocessing is excluded from those: the same image goes to every path (the raw session gets the normalised
+float tensor; the back ends get its uint8 pixels and normalise in their served graph, as the service does). It is
+measured on its own, as the CPU cost of one image (decode of a JPEG photo + the handler's preprocess, one thread),
+which the capacity model (`imgrec plan`) needs beside the inference cost. Prints a table and writes
+var/bench/models.json.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceBackend
 from transforms.handlers import get_handler
+from transforms.handlers.base import PIXELS_INPUT
 from transforms.intake import decode_image
 from transforms.model_registry import find
 from transforms.settings import get_settings
@@ -91,7 +94,8 @@ def bench_model(
     settings = get_settings()
     handler = get_handler(model, settings.resolved_model_store)
     image = Image.fromarray(data.astronaut())
-    tensor, _ = handler.preprocess(image)
+    tensor, _ = handler.preprocess(image)  # the artifact's float input, for the raw session
+    pixels, _ = handler.pixels(image)  # what a back end takes: its served graph normalises
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.ort_threads
     session = ort.InferenceSession(str(model.artifact_path(settings.resolved_model_store)), options)
@@ -99,8 +103,9 @@ def bench_model(
     for batch in batches:
         feed = {handler.input_name: np.stack([tensor] * batch)}
         row[f"onnxruntime b{batch}"] = median_ms_per_image(lambda f=feed: session.run(handler.output_names, f), batch)
+        served_feed = {PIXELS_INPUT: np.stack([pixels] * batch)}
         for name, backend in backends.items():
-            run = lambda f=feed, b=backend: b.infer(model, f, handler.output_names)  # noqa: E731
+            run = lambda f=served_feed, b=backend: b.infer(model, f, handler.output_names)  # noqa: E731
             row[f"{name} b{batch}"] = median_ms_per_image(run, batch)
     return row
 

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from transforms.cache import CachedResult, CacheKey
 from transforms.errors import RecognitionError
 from transforms.handlers.base import Label, ModelHandler, ModelVersion, Prediction, PreprocessMeta
-from transforms.inference import infer_tensors
+from transforms.inference import infer_pixels
 from transforms.intake import decode_image, sha256_hex
 from transforms.messages import BatchItemMessage
 from transforms.model_metrics import observe_answer, observe_error
@@ -170,7 +170,7 @@ class PreparedBatch:
     model: ModelVersion
     items: list[FetchedItem]
     hashes: list[str] = field(default_factory=list)
-    tensor: np.ndarray | None = None  # None: no image of the micro-batch could be read
+    pixels: np.ndarray | None = None  # None: no image of the micro-batch could be read
     metas: list[PreprocessMeta] = field(default_factory=list)
     failures: dict[str, RecognitionError] = field(default_factory=dict)
     error: RecognitionError | None = None  # a handler fault: every item fails
@@ -355,18 +355,18 @@ class BatchSteps:
             handler = self.ports.handler(model)
             with timer.stage("prepare"):
                 prepared = list(self.pool.map(lambda item: self.prepare(handler, item), unique.values()))
-            tensors = []
+            pixels = []
             for item, (result, item_timer) in zip(unique.values(), prepared, strict=True):
                 timer.merge(item_timer)
                 if isinstance(result, RecognitionError):
                     batch.failures[item.image_hash] = result
                     continue
                 batch.hashes.append(item.image_hash)
-                tensors.append(result[0])
+                pixels.append(result[0])
                 batch.metas.append(result[1])
-            if tensors:
+            if pixels:
                 with timer.stage("stack"):
-                    batch.tensor = np.stack(tensors)
+                    batch.pixels = np.stack(pixels)
         except OUTAGES:
             raise  # the engine replays the micro-batch (Flink: from the last checkpoint)
         except Exception as exc:  # a handler fault: replaying it would stall the job forever
@@ -388,12 +388,11 @@ class BatchSteps:
         model, error = batch.model, batch.error
         timer = StageTimer(BATCH_PATH)
         predictions: list[Prediction] = []
-        if error is None and batch.tensor is not None:
+        if error is None and batch.pixels is not None:
             try:
                 handler = self.ports.handler(model)
-                with timer.stage("normalise"):
-                    inputs = handler.normalise(batch.tensor)
-                predictions = self.retry(infer_tensors, model, handler, self.ports.backend, inputs, batch.metas, timer)
+                backend, pixels, metas = self.ports.backend, batch.pixels, batch.metas
+                predictions = self.retry(infer_pixels, model, handler, backend, pixels, metas, timer)
             except OUTAGES:
                 raise
             except Exception as exc:  # a model fault: replaying it would stall the job forever

@@ -1,4 +1,8 @@
-"""One micro-batch through one model version: preprocess, infer, postprocess. Shared by every path."""
+"""One micro-batch through one model version: pixels, infer, postprocess. Shared by every path.
+
+Back ends serve each model behind its normalisation (`transforms/adapters/served_graph.py`), so what is sent is the
+uint8 pixel batch.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from transforms.backends.base import InferenceBackend
-from transforms.handlers.base import ModelHandler, ModelVersion, Prediction
+from transforms.handlers.base import PIXELS_INPUT, ModelHandler, ModelVersion, Prediction
 from transforms.stages import StageTimer
 
 
@@ -22,11 +26,11 @@ def infer_images(
     """Decoded RGB images -> unthresholded predictions, one backend call for the whole batch."""
     timer = timer or StageTimer()
     with timer.stage("preprocess"):
-        batch, metas = handler.preprocess_batch(images)
-    return infer_tensors(model, handler, backend, batch, metas, timer)
+        batch, metas = handler.pixels_batch(images)
+    return infer_pixels(model, handler, backend, batch, metas, timer)
 
 
-def infer_tensors(
+def infer_pixels(
     model: ModelVersion,
     handler: ModelHandler,
     backend: InferenceBackend,
@@ -34,9 +38,10 @@ def infer_tensors(
     metas: Sequence,
     timer: StageTimer | None = None,
 ) -> list[Prediction]:
-    """Already preprocessed tensors (stacked on axis 0) -> predictions; for paths that preprocess elsewhere."""
+    """A uint8 pixel batch (`ModelHandler.pixels`, stacked on axis 0) -> predictions; for paths that make the
+    pixels elsewhere."""
     timer = timer or StageTimer()
     with timer.stage("infer"):
-        outputs = backend.infer(model, {handler.input_name: batch}, handler.output_names)
+        outputs = backend.infer(model, {PIXELS_INPUT: batch}, handler.output_names)
     with timer.stage("postprocess"):
         return handler.postprocess_batch(outputs, metas)

@@ -16,7 +16,7 @@ from skimage import data
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.backends.base import InferenceBackend
 from transforms.handlers import get_handler
-from transforms.handlers.base import Prediction
+from transforms.handlers.base import PIXELS_INPUT, Prediction
 from transforms.model_registry import find
 from transforms.settings import get_settings
 
@@ -30,11 +30,11 @@ def photo(name: str) -> Image.Image:
 
 
 def predict(backend: InferenceBackend, model_id: str, *images: Image.Image) -> list[Prediction]:
-    """Preprocess, one backend call, postprocess: what the service does per micro-batch."""
+    """Pixels, one backend call (the served graph normalises), postprocess: what the service does per micro-batch."""
     model = find(model_id)
     handler = get_handler(model, get_settings().resolved_model_store)
-    batch, metas = handler.preprocess_batch(images)
-    return handler.postprocess_batch(backend.infer(model, {handler.input_name: batch}, handler.output_names), metas)
+    batch, metas = handler.pixels_batch(images)
+    return handler.postprocess_batch(backend.infer(model, {PIXELS_INPUT: batch}, handler.output_names), metas)
 
 
 @pytest.fixture(scope="module")

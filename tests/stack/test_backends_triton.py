@@ -13,6 +13,7 @@ from tests.embedded.test_models_golden import PHOTOS, ZOO, assert_same_predictio
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
+from transforms.handlers.base import PIXELS_INPUT
 from transforms.model_registry import find
 from transforms.settings import get_settings
 
@@ -41,35 +42,35 @@ def test_triton_and_onnxruntime_agree(triton: TritonBackend, model_id: str) -> N
 
 def test_triton_is_ready_and_serves_the_tiny_model(triton: TritonBackend) -> None:
     assert triton.ready()
-    x = np.zeros((2, 3, 8, 8), np.float32)
-    x[0, 2] = 1
-    out = triton.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+    x = np.zeros((2, 8, 8, 3), np.uint8)
+    x[0, ..., 2] = 255
+    out = triton.infer(find("tiny-rgb"), {PIXELS_INPUT: x}, ["logits"])
     np.testing.assert_allclose(out["logits"], [[0, 0, 8], [0, 0, 0]])
 
 
 def test_unknown_model_is_unavailable(triton: TritonBackend) -> None:
     ghost = replace(find("tiny-rgb"), model_id="no-such-model")
     with pytest.raises(InferenceUnavailable, match="no-such-model"):
-        triton.infer(ghost, {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
+        triton.infer(ghost, {PIXELS_INPUT: np.zeros((1, 8, 8, 3), np.uint8)}, ["logits"])
 
 
 def test_malformed_input_is_a_value_error(triton: TritonBackend) -> None:
     with pytest.raises(ValueError, match="INVALID_ARGUMENT"):
-        triton.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 9, 9), np.float32)}, ["logits"])
+        triton.infer(find("tiny-rgb"), {PIXELS_INPUT: np.zeros((1, 9, 9, 3), np.uint8)}, ["logits"])
 
 
 def test_channel_is_reopened_after_its_max_age_and_calls_go_on(triton_url: str) -> None:
-    x = np.zeros((1, 3, 8, 8), np.float32)
+    x = np.zeros((1, 8, 8, 3), np.uint8)
     # dns:/// resolves every address of a name (round robin over them); an address literal resolves to itself.
     backend = TritonBackend(f"dns:///{triton_url}", timeout_s=1.5, channel_max_age_s=1.5)
     try:
         first = backend._channel
-        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        backend.infer(find("tiny-rgb"), {PIXELS_INPUT: x}, ["logits"])
         time.sleep(1.6)
-        backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        backend.infer(find("tiny-rgb"), {PIXELS_INPUT: x}, ["logits"])
         assert backend._channel is not first and backend._retired is first  # the old one closes one age later
         time.sleep(1.6)
-        out = backend.infer(find("tiny-rgb"), {"input": x}, ["logits"])
+        out = backend.infer(find("tiny-rgb"), {PIXELS_INPUT: x}, ["logits"])
         assert backend._retired is not first
         np.testing.assert_allclose(out["logits"], [[0, 0, 0]])
     finally:

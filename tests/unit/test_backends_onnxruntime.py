@@ -16,18 +16,20 @@ from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
 from transforms.backends.microbatch import MicroBatcher
 from transforms.composition import make_backend
+from transforms.handlers.base import PIXELS_INPUT
 from transforms.model_registry import find
 from transforms.settings import Settings
 
 
-def colour(rgb: tuple[float, float, float], rows: int = 1) -> np.ndarray:
-    return np.broadcast_to(np.asarray(rgb, np.float32)[None, :, None, None], (rows, 3, 8, 8)).copy()
+def colour(rgb: tuple[int, int, int], rows: int = 1) -> np.ndarray:
+    """uint8 pixels of one colour for the tiny model's served graph (which scales them to 0-1)."""
+    return np.broadcast_to(np.asarray(rgb, np.uint8), (rows, 8, 8, 3)).copy()
 
 
 def test_missing_artifact_is_unavailable(tmp_path: Path) -> None:
     backend = OnnxRuntimeBackend(tmp_path)
     with pytest.raises(InferenceUnavailable, match="imgrec models build"):
-        backend.infer(find("tiny-rgb"), {"input": colour((1, 0, 0))}, ["logits"])
+        backend.infer(find("tiny-rgb"), {PIXELS_INPUT: colour((255, 0, 0))}, ["logits"])
 
 
 def test_concurrent_calls_share_one_run() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from transforms.adapters.triton import TritonBackend
 from transforms.backends.base import InferenceUnavailable
+from transforms.handlers.base import PIXELS_INPUT
 from transforms.model_registry import find
 
 
@@ -19,5 +20,5 @@ def test_server_down_is_unavailable_quickly() -> None:
         backend = TritonBackend(f"127.0.0.1:{port}", timeout_s=2)
         assert not backend.ready()
         with pytest.raises(InferenceUnavailable, match="UNAVAILABLE"):
-            backend.infer(find("tiny-rgb"), {"input": np.zeros((1, 3, 8, 8), np.float32)}, ["logits"])
+            backend.infer(find("tiny-rgb"), {PIXELS_INPUT: np.zeros((1, 8, 8, 3), np.uint8)}, ["logits"])
         backend.close()

@@ -1,5 +1,8 @@
 """In-process ONNX Runtime: the embedded default back end. One session and one micro-batcher per model version.
 
+Each session runs the version's served graph (`served_graph.py`: uint8 pixels in, normalised in the graph), as
+Triton does.
+
 GPU-ready: pass providers such as ["CUDAExecutionProvider", "CPUExecutionProvider"] (with onnxruntime-gpu
 installed). On a GPU, feeding pinned host buffers through `session.io_binding()` avoids a staging copy per batch;
 on CPU plain numpy inputs are already zero-copy.
@@ -14,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from transforms.adapters.served_graph import served_graph
 from transforms.backends.base import InferenceUnavailable
 from transforms.backends.microbatch import MicroBatcher
+from transforms.handlers import get_handler
 from transforms.handlers.base import ModelVersion
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -43,7 +48,8 @@ class OnnxRuntimeBackend:
         self._lock = threading.Lock()
 
     def session(self, model: ModelVersion) -> ort.InferenceSession:
-        """A new session for a model version (raises InferenceUnavailable when the artifact is missing)."""
+        """A new session on a model version's served graph (raises InferenceUnavailable when the artifact is
+        missing)."""
         path = model.artifact_path(self._store)
         if not path.exists():
             raise InferenceUnavailable(
@@ -54,7 +60,8 @@ class OnnxRuntimeBackend:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spinning else "0")
-        return ort.InferenceSession(str(path), options, providers=self._providers)
+        graph = served_graph(path, get_handler(model, self._store))
+        return ort.InferenceSession(graph, options, providers=self._providers)
 
     def batcher(self, model: ModelVersion) -> MicroBatcher:
         key = (model.model_id, model.version)

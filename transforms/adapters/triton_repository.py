@@ -1,7 +1,8 @@
 """The Triton model repository, generated from registry rows (never edited by hand) and kept live.
 
-Layout: `<dest>/<model_id>/config.pbtxt` and `<dest>/<model_id>/<version>/model.onnx` (a symlink to the artifact),
-plus `model.py` for the Python backend. `config.pbtxt` names the loaded versions (`version_policy: specific`),
+Layout: `<dest>/<model_id>/config.pbtxt` and `<dest>/<model_id>/<version>/model.onnx` (the artifact's served graph:
+uint8 pixels in, the handler's normalisation in front of the model; `served_graph.py`), plus `model.py` for the
+Python backend. `config.pbtxt` names the loaded versions (`version_policy: specific`),
 so the files on disk always say what Triton serves, across restarts.
 
 - Default (this machine: the pytriton `tritonserver` has only the Python backend): `backend: "python"` running
@@ -10,7 +11,7 @@ so the files on disk always say what Triton serves, across restarts.
   the same directories and files minus model.py. Triton reads the ONNX file itself; nothing else changes.
 
 Both use `dynamic_batching` so concurrent requests are merged, and `max_batch_size` from
-`Settings.micro_batch_size`. Input/output specs are read from each ONNX file (batch axis excluded).
+`Settings.micro_batch_size`. Input/output specs are read from each served file (batch axis excluded).
 
 `TritonModelRepository` is the live side (Triton runs with `--model-control-mode=explicit`): it rewrites one
 model's directory and asks Triton to load it through the repository API (gRPC `RepositoryModelLoad`). Triton
@@ -29,8 +30,10 @@ from pathlib import Path
 import grpc
 import onnxruntime as ort
 
+from transforms.adapters.served_graph import served_graph
 from transforms.adapters.triton_protocol import SERVICE, pb
 from transforms.backends.base import InferenceUnavailable
+from transforms.handlers import get_handler
 from transforms.handlers.base import ModelVersion
 from transforms.settings import Settings
 
@@ -94,23 +97,24 @@ def config_pbtxt(
 
 def write_model(settings: Settings, dest: Path, rows: Sequence[ModelVersion], gpu: bool = False) -> Path:
     """Write one model's directory for exactly these versions (others on disk are left, but not loaded)."""
-    name = rows[0].triton_name
+    name, store = rows[0].triton_name, settings.resolved_model_store
     for row in rows:
         if not row.version.isdigit():
             raise ValueError(f"{name}: Triton versions are integers, registry has {row.version!r}")
-        artifact = row.artifact_path(settings.resolved_model_store)
+        artifact = row.artifact_path(store)
         if not artifact.exists():
             raise FileNotFoundError(f"{artifact} is missing; run `imgrec models build` first")
         version_dir = dest / name / row.version
         version_dir.mkdir(parents=True, exist_ok=True)
-        link = version_dir / "model.onnx"
-        link.unlink(missing_ok=True)
-        link.symlink_to(artifact.resolve())
+        served = version_dir / "model.onnx"
+        partial = version_dir / "model.onnx.partial"
+        partial.write_bytes(served_graph(artifact, get_handler(row, store)))
+        partial.replace(served)
         if not gpu:
             shutil.copy(PYTHON_MODEL, version_dir / "model.py")
     config = config_pbtxt(
         name,
-        rows[-1].artifact_path(settings.resolved_model_store),
+        dest / name / rows[-1].version / "model.onnx",
         settings.micro_batch_size,
         gpu,
         settings.ort_threads,
@@ -119,7 +123,7 @@ def write_model(settings: Settings, dest: Path, rows: Sequence[ModelVersion], gp
     )
     partial = dest / name / "config.pbtxt.partial"
     partial.write_text(config)
-    partial.replace(dest / name / "config.pbtxt")  # Triton never reads half a config
+    partial.replace(dest / name / "config.pbtxt")  # Triton never reads half a config or model
     return dest / name
 
 

@@ -21,6 +21,9 @@ import numpy as np
 from PIL import Image
 
 MODEL_STORE_SCHEME = "model-store"
+# The input of the graph a back end serves (`transforms/adapters/served_graph.py`): uint8 pixels, batch x height x
+# width x RGB, normalised inside the graph.
+PIXELS_INPUT = "pixels"
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,9 @@ class Normalisation:
     """What turns a model's pixels (`ModelHandler.pixels`: uint8, height x width x RGB) into its float input:
     channel order, per-channel mean and std on the 0-255 scale (in the model's channel order) and layout.
 
-    Kept apart from the pixels so that uint8 tensors (4x smaller than float32) travel between the steps of a path,
-    and the float conversion happens once, next to the model.
+    Kept apart from the pixels so that uint8 tensors (4x smaller than float32) travel between the steps of a path
+    and to the back end: the graph it serves does this in front of the model (`served_graph`). `apply` is the
+    reference the served graph is tested against, and what feeds an artifact run directly (`preprocess`).
     """
 
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
@@ -135,7 +139,7 @@ class ModelHandler(ABC):
     @property
     @abstractmethod
     def input_name(self) -> str:
-        """Name of the model's input tensor."""
+        """Name of the artifact's float input tensor (a back end's served graph takes `PIXELS_INPUT` instead)."""
 
     @property
     @abstractmethod
@@ -157,7 +161,8 @@ class ModelHandler(ABC):
         return self.normalisation.apply(pixels)
 
     def preprocess(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
-        """One RGB image -> one float32 input tensor without the batch axis, and its mapping meta."""
+        """One RGB image -> the artifact's float32 input without the batch axis, and its mapping meta (for running
+        the artifact itself; back ends take `pixels`)."""
         pixels, meta = self.pixels(image)
         return self.normalise(pixels[None])[0], meta
 
@@ -169,10 +174,10 @@ class ModelHandler(ABC):
         """One image's vector from its outputs (batch axis removed); None for models that give none."""
         return None
 
-    def preprocess_batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[PreprocessMeta]]:
-        """Preprocess images into one float32 batch tensor (stacked as pixels, normalised once)."""
+    def pixels_batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[PreprocessMeta]]:
+        """Images -> one uint8 batch of their pixels (the served graph's `PIXELS_INPUT`) and their metas."""
         pixels, metas = zip(*(self.pixels(img) for img in images), strict=True)
-        return self.normalise(np.stack(pixels)), list(metas)
+        return np.stack(pixels), list(metas)
 
     def postprocess_batch(self, outputs: dict[str, np.ndarray], metas: Sequence[PreprocessMeta]) -> list[Prediction]:
         """Split a batch of outputs per image and postprocess each."""
