@@ -1,6 +1,9 @@
 """Image intake: size limits, base64, hashing and a guarded decode into one RGB image.
 
-Every refusal is a `RecognitionError` with a machine-readable code, so bad input never becomes a 500.
+Every refusal is a `RecognitionError` with a machine-readable code, so bad input never becomes a 500: any exception
+a decoder raises (Pillow's plugins raise OSError, SyntaxError, ValueError, NotImplementedError, struct.error, ...)
+is the image's fault, never the service's. What an accepted image becomes: its first frame (animations), EXIF
+orientation applied, 16-bit samples scaled to 8 bits, transparency flattened onto white, then RGB.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pybase64
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from transforms.errors import RecognitionError
 
@@ -20,6 +24,10 @@ from transforms.errors import RecognitionError
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF"})
 _DATA_URL_PREFIX = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
+# Pillow's modes for 16-bit (and wider) grey samples: converting them straight to RGB clips at 255, so most of the
+# picture would turn white.
+_WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+WHITE = (255, 255, 255)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -75,7 +83,7 @@ def sniff_image(data: bytes, *, max_pixels: int | None = None) -> str:
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode JPEG, PNG, WebP, BMP or GIF (first frame) into an RGB image with EXIF orientation applied.
+    """Decode JPEG, PNG, WebP, BMP or GIF into an RGB image (see the module docstring for what is normalised).
 
     The pixel count is checked from the header, before any pixel data is decoded.
     """
@@ -85,12 +93,30 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
         img.load()
         # Reads the EXIF orientation tag (which can itself be broken); rotates only when one is set.
         ImageOps.exif_transpose(img, in_place=True)
+        return to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(None, max_pixels) from exc
-    except (OSError, EOFError, SyntaxError, ValueError, IndexError, TypeError, KeyError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # whatever a decoder raises on bad data is the image's fault
         if _truncated(data, exc):
             raise RecognitionError("image_truncated", "The image data is truncated.") from exc
-        raise RecognitionError("image_corrupt", f"The image data is corrupt: {exc}.") from exc
+        raise RecognitionError("image_corrupt", f"The image data is corrupt: {_reason(exc)}.") from exc
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """A decoded image of any mode as 8-bit RGB: wide grey scaled down, transparency flattened onto white."""
+    if img.mode in _WIDE_GREY_MODES:
+        grey = np.asarray(img, dtype=np.int64)
+        if img.mode != "I" or grey.max(initial=0) > 255:  # "I" also holds 8-bit data from some decoders
+            grey = grey >> 8
+        img = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L")
+    if (img.mode == "P" and "transparency" in img.info) or img.mode in ("PA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        flat = Image.new("RGB", img.size, WHITE)
+        flat.paste(img, mask=img.getchannel("A"))
+        return flat
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
@@ -101,9 +127,16 @@ def _open(data: bytes, max_pixels: int | None) -> Image.Image:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(None, max_pixels) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # a plugin that cannot parse the header may raise anything
         if _truncated(data, exc):
             raise RecognitionError("image_truncated", "The image data is truncated.") from exc
+        if isinstance(exc, NotImplementedError):  # a known container holding a variant Pillow cannot decode
+            raise RecognitionError(
+                "unsupported_format", f"This image's encoding is not supported ({_reason(exc)}); send JPEG, PNG, "
+                "WebP, BMP or GIF.",
+            ) from exc
         raise RecognitionError("not_an_image", "The data is not an image in a format we can read.") from exc
     if img.format not in ACCEPTED_FORMATS:
         raise RecognitionError(
@@ -112,9 +145,15 @@ def _open(data: bytes, max_pixels: int | None) -> Image.Image:
             format=img.format,
         )
     width, height = img.size
+    if width < 1 or height < 1:
+        raise RecognitionError("image_corrupt", f"The image has no pixels ({width}x{height}).")
     if max_pixels is not None and width * height > max_pixels:
         raise _too_many_pixels(width * height, max_pixels)
     return img
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).rstrip(".") or type(exc).__name__
 
 
 def _too_many_pixels(pixels: int | None, limit: int | None) -> RecognitionError:

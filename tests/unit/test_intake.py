@@ -58,6 +58,35 @@ def test_other_modes_become_rgb(mode: str, fmt: str) -> None:
     assert img.mode == "RGB"
 
 
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    img = decode_image(encode(Image.fromarray(ramp), "PNG"), max_pixels=MAX)
+    grey = np.asarray(img)[..., 0].astype(int)
+    np.testing.assert_allclose(grey, ramp >> 8, atol=1)  # clipping at 255 would make nearly all of it white
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparency_is_flattened_onto_white(mode: str) -> None:
+    clear = Image.new("RGBA", (32, 32), (0, 0, 0, 0))  # black under full transparency
+    clear.paste((200, 30, 30, 255), (0, 0, 16, 32))  # opaque red on the left half
+    source = clear if mode == "RGBA" else clear.convert(mode)
+    kw = {"transparency": source.info["transparency"]} if "transparency" in source.info else {}
+    img = np.asarray(decode_image(encode(source, "PNG", **kw), max_pixels=MAX))
+    assert img[:, 16:].min() == 255  # what a browser shows on a white page, not the black under the alpha
+    assert img[:, :16].max(axis=(0, 1)).tolist() != [255, 255, 255]
+
+
+def test_cmyk_jpeg_keeps_its_colours() -> None:
+    img = decode_image(encode(PHOTO.convert("CMYK"), "JPEG", quality=95), max_pixels=MAX)
+    diff = np.abs(np.asarray(img, dtype=np.int16) - np.asarray(PHOTO, dtype=np.int16)).mean()
+    assert diff < 12
+
+
+def test_an_image_without_pixels_is_corrupt() -> None:
+    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 0, 16, 8, 2, 0, 0, 0)
+    assert refused(header + b"\x00" * 4).code in ("image_corrupt", "not_an_image")
+
+
 def test_gif_first_frame() -> None:
     frames = [Image.new("RGB", (20, 10), color) for color in ((255, 0, 0), (0, 0, 255))]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)

@@ -31,12 +31,16 @@ class ClassifierHandler(ModelHandler):
 
     def pixels(self, image: Image.Image) -> tuple[np.ndarray, PreprocessMeta]:
         p = self.model.extra
-        w, h = image.size
+        w, h, crop = *image.size, p["crop"]
         scale = p["resize"] / min(w, h)
-        rw, rh = max(p["crop"], round(w * scale)), max(p["crop"], round(h * scale))
-        left, top = (rw - p["crop"]) // 2, (rh - p["crop"]) // 2
-        resized = image.resize((rw, rh), Image.Resampling.BILINEAR)
-        return np.asarray(resized.crop((left, top, left + p["crop"], top + p["crop"])), np.uint8), PreprocessMeta(w, h)
+        rw, rh = max(crop, round(w * scale)), max(crop, round(h * scale))
+        left, top = (rw - crop) // 2, (rh - crop) // 2
+        # Only the crop's source region is resampled (at the full resize's scale): a 1 x 4,000 image would
+        # otherwise be resized to 256 x 1,024,000 first (2 s and 800 MB) only to keep 224 x 224 of it.
+        sx, sy = w / rw, h / rh
+        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        resized = image.resize((crop, crop), Image.Resampling.BILINEAR, box=box)
+        return np.asarray(resized, np.uint8), PreprocessMeta(w, h)
 
     def postprocess(self, outputs: dict[str, np.ndarray], meta: PreprocessMeta) -> list[Label]:
         probs = outputs[self.output].astype(np.float64)
