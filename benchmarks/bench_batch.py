@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=1_000, help="Items per POST /v1/recognize/batch.")
     parser.add_argument("--runs", type=int, default=3, help="Runs of each workload on the same stack (medians).")
     parser.add_argument("--timeout", type=float, default=900.0, help="Longest wait for the batches (s).")
-    args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
+    args = parser.parse_args(argv or [])
 
     load_before = load_average()
     workloads: list[dict[str, Any]] = []

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--singles", type=int, default=20)
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--checkpoint-ms", type=int, default=JobOptions.checkpoint_interval_ms)
-    args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
+    args = parser.parse_args(argv or [])
     results = []
     with private_stack(SERVICES) as stack:
         stack.start(list(SERVICES))

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle-s", type=float, default=60.0, help="Traffic between the two promotions.")
     parser.add_argument("--window-s", type=float, default=60.0, help="The window before and after a promotion.")
     parser.add_argument("--runs", type=int, default=2, help="Pairs of promotions (cold, warm) on the same stack.")
-    args = parser.parse_args(argv or [])  # `python -m benchmarks` passes module names in sys.argv
+    args = parser.parse_args(argv or [])
 
     load_before = load_average()
     # Long enough for every run: prime, then per run two new versions, two promotions, their windows and the settling.
