@@ -2,7 +2,11 @@
 
 Holds raw model outputs and the batch path's claim-check image bytes. A URI handed back by `put` is the only
 thing `get` reads: URIs outside the root are refused, so a message that names a blob cannot read other files.
-`s3://` needs the `s3fs` package and `gs://` needs `gcsfs` (fsspec says so when one is missing).
+`s3://` uses `s3fs` and `gs://` `gcsfs`, both installed with the project.
+
+A store that cannot be reached is `BlobStoreUnavailable` (503, retried by the batch steps), whatever its client
+raises: fsspec's back ends pass on their libraries' own errors (botocore's EndpointConnectionError, aiohttp's,
+google-auth's), which are not OSErrors.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class FsspecBlobStore:
         uri = self.uri(key)
         try:
             self.fs.pipe_file(f"{self._root_path}/{key}", data)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # any client error: see the module docstring
             raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
         return uri
 
@@ -50,7 +54,7 @@ class FsspecBlobStore:
             return self.fs.cat_file(f"{self._root_path}/{key}")
         except FileNotFoundError as exc:
             raise RecognitionError("blob_not_found", f"No blob at {uri}.") from exc
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # any client error: see the module docstring
             raise BlobStoreUnavailable(f"blob store {self.root_uri}: {exc}") from exc
 
 
