@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from transforms.blobs import BlobStore
+from transforms.blobs import BlobStore, BlobStoreUnavailable
 from transforms.errors import RecognitionError
 from transforms.handlers.base import ModelVersion
 from transforms.store import EmbeddingStore
@@ -152,11 +152,15 @@ class SimilarityIndex:
         return written
 
     def close(self) -> None:
-        """Stop the periodic saver and write what changed."""
+        """Stop the periodic saver and write what changed (a blob store that is down loses nothing: the indexes
+        are copies of the database's vectors, which the next start loads or rebuilds from)."""
         self._stop.set()
         if self._saver is not None:
             self._saver.join(timeout=10)
-        self.save()
+        try:
+            self.save()
+        except BlobStoreUnavailable as exc:
+            log.warning("similarity indexes not saved at shutdown (%s); the next start catches up from the store", exc)
 
     @contextmanager
     def _open(self, caller_id: str, model: ModelVersion) -> Iterator[CallerIndex]:
