@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import onnxruntime as ort
 from PIL import Image
 from skimage import data
 
+from benchmarks.common import load_average, write_report
 from runners.stack.ports import free_ports
 from transforms.adapters.onnxruntime import OnnxRuntimeBackend
 from transforms.adapters.triton import TritonBackend
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), help="Batch sizes to measure.")
     args = parser.parse_args(argv or [])
     settings = get_settings()
+    load_at_start = load_average()
     with triton_url() as url:
         backends: dict[str, InferenceBackend] = {
             "in-process": OnnxRuntimeBackend(settings.resolved_model_store, threads=settings.ort_threads),
@@ -130,11 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'ms/image (median of ' + str(RUNS) + ')':24}" + "".join(f"{c:>18}" for c in [*columns, "preprocess"]))
     for model_id, row in results.items():
         print(f"{model_id:24}" + "".join(f"{v:18.2f}" for v in [*(row[c] for c in columns), preprocess[model_id]]))
-    out = settings.var_dir / "bench" / "models.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"runs": RUNS, "ms_per_image": results, "preprocess_ms_per_image": preprocess}
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    load = {"start": load_at_start, "end": load_average()}
+    report = {"runs": RUNS, "load_avg": load, "ms_per_image": results, "preprocess_ms_per_image": preprocess}
+    write_report("models", report)
 
 
 if __name__ == "__main__":

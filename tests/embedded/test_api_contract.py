@@ -36,6 +36,19 @@ HEADERS: dict[str, str] = {}
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=SchemathesisConfig.from_dict(CONFIG))
 
 
+@schemathesis.check
+def valid_data_is_never_an_invalid_request(
+    ctx: object, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """422 answers valid data only for what the schema cannot say (an image or URL refused, with its own code):
+    `invalid_request` for a request the schema calls valid means the schema and the server disagree."""
+    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 422:
+        return
+    code = (response.json().get("error") or {}).get("code")
+    if code == "invalid_request":
+        raise AssertionError(f"a request the schema calls valid was refused as invalid_request: {response.text[:300]}")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def running_app() -> Iterator[None]:
     """The app's lifespan (its services) for the whole module, and a key for every generated request."""
