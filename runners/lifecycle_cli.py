@@ -239,6 +239,9 @@ def gate(
     max_drop_points: Annotated[float | None, typer.Option(help="Largest drop of a quality metric.")] = None,
     max_latency_ratio: Annotated[float | None, typer.Option(help="Largest latency ratio to active.")] = None,
     min_agreement: Annotated[float | None, typer.Option(help="Least agreement with active.")] = None,
+    min_score_correlation: Annotated[
+        float | None, typer.Option(help="Least correlation of a classifier's scores with active's (default 0.5).")
+    ] = None,
     min_metric: Annotated[list[str] | None, typer.Option(help="Floor, e.g. top1=0.6 (repeatable).")] = None,
     actor: Actor = None,
 ) -> None:
@@ -251,6 +254,7 @@ def gate(
                 ("max_drop_points", max_drop_points),
                 ("max_latency_ratio", max_latency_ratio),
                 ("min_agreement", min_agreement),
+                ("min_score_correlation", min_score_correlation),
             )
             if v is not None
         }

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -69,6 +70,42 @@ def test_bad_artifacts_are_refused_and_a_failing_version_needs_force(var: Path, 
     models("promote", MODEL, "3", "--force", "--actor", "ops@test")
     assert states(MODEL) == {"1": "retired", "2": "evaluated", "3": "active"}
     assert "FORCED" in models("events", MODEL).splitlines()[0] and "ops@test" in models("events", MODEL)
+
+
+def constant_model(path: Path, scores: list[float]) -> Path:
+    """An ONNX file with open_nsfw's signature that answers `scores` whatever the image: a collapsed model."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
+        helper.make_node("Unsqueeze", ["zeros", "column"], ["column_of_zeros"]),
+        helper.make_node("Add", ["column_of_zeros", "scores"], ["probs"]),
+    ]
+    constants = [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+                 numpy_helper.from_array(np.array([1], np.int64), "column"),
+                 numpy_helper.from_array(np.array([scores], np.float32), "scores")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "collapsed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 224, 224, 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2])], constants,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    return path
+
+
+def test_a_collapsed_nsfw_version_fails_its_gate(var: Path, tmp_path: Path) -> None:
+    # It answers "sfw" whatever the image: on the set of safe photos its best label agrees with the active version's
+    # on every image and no quality metric drops, so only the scores' movement from image to image can tell.
+    collapsed = constant_model(tmp_path / "collapsed.onnx", [0.99, 0.01]).as_uri()
+    models("register", "nsfw-classification", "2", "--artifact", collapsed, "--handler", "open_nsfw")
+    report = models("evaluate", "nsfw-classification", "2")
+    assert "top1_agreement 1.000" in report and "FAILED: scores move with active's" in report, report
+    assert "stored: FAIL" in report
+    copy = tmp_path / "v3.onnx"  # the real network, uploaded again, passes
+    shutil.copy(STORE / "nsfw-classification" / "1" / "model.onnx", copy)
+    models("register", "nsfw-classification", "3", "--artifact", copy.as_uri(), "--handler", "open_nsfw")
+    assert "stored: PASS" in models("evaluate", "nsfw-classification", "3")
 
 
 def test_a_torchscript_upload_is_served_as_onnx(var: Path, tmp_path: Path) -> None:

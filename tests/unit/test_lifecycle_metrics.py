@@ -14,6 +14,7 @@ from transforms.lifecycle.metrics import (
     detection_agreement,
     detection_quality,
     iou,
+    score_correlation,
 )
 
 
@@ -66,6 +67,20 @@ def test_detection_agreement() -> None:
     got = detection_agreement(a, b, threshold=0.5)
     assert got["label_overlap"] == 0.5 and got["box_iou"] == pytest.approx((0.5 + 0.0) / 2)
     assert got["score_delta"] == pytest.approx((0.2 + 0.8) / 2)
+
+
+def test_scores_that_do_not_move_with_the_active_versions_fail_the_gate() -> None:
+    # A safe-only set: the active version says "sfw" everywhere, with scores that vary from image to image.
+    active = [labels(("sfw", s), ("nsfw", round(1 - s, 2))) for s in (0.99, 0.7, 0.93, 0.8, 0.97)]
+    collapsed = [labels(("sfw", 0.99), ("nsfw", 0.01))] * 5  # the same answer whatever the image
+    assert classification_agreement(collapsed, active)["top1_agreement"] == 1.0  # agreement alone is fooled
+    assert score_correlation(active, active) == pytest.approx(1.0)
+    assert score_correlation(collapsed, active) == 0.0
+    assert score_correlation(active, [labels(("sfw", 0.9))] * 5) is None  # nothing varies: nothing to tell
+    rules = GateRules()
+    assert judge(rules, {}, {}, None, None, score_correlation(active, active)).passed
+    failed = judge(rules, {}, {}, None, None, classification_agreement(collapsed, active)["score_correlation"])
+    assert [c.rule for c in failed.failures] == ["scores move with active's"]
 
 
 def test_gate_rules() -> None:

@@ -92,7 +92,12 @@ class Evaluator:
                 else detection_agreement(cand.predictions, base.predictions, threshold)
             )
         verdict = judge(
-            rules, quality, base_quality, ratio, agreement[AGREEMENT_KEY[eval_set.kind]] if agreement else None
+            rules,
+            quality,
+            base_quality,
+            ratio,
+            agreement[AGREEMENT_KEY[eval_set.kind]] if agreement else None,
+            agreement.get("score_correlation") if agreement else None,
         )
         report = {
             "model_id": candidate.model_id,

@@ -24,6 +24,10 @@ class GateRules(BaseModel):
     min_metrics: dict[str, float] = Field(
         default_factory=dict, description='Absolute floors per quality metric, e.g. {"top1": 0.6}.'
     )
+    min_score_correlation: float | None = Field(
+        0.5, ge=-1, le=1, description="Least correlation of a classifier's scores with the active version's, image "
+        "to image (catches a collapsed model whose best label still agrees); none: not gated.",
+    )
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ def judge(
     baseline_quality: dict[str, float] | None,
     latency_ratio: float | None,
     agreement: float | None,
+    score_correlation: float | None = None,
 ) -> GateVerdict:
     """Apply the rules; without an active version only the absolute floors apply."""
     checks = [
@@ -84,5 +89,10 @@ def judge(
     if rules.min_agreement is not None and agreement is not None:
         checks.append(
             GateCheck("agreement with active", agreement, rules.min_agreement, agreement >= rules.min_agreement)
+        )
+    floor = rules.min_score_correlation
+    if floor is not None and score_correlation is not None:
+        checks.append(
+            GateCheck("scores move with active's", score_correlation, floor, score_correlation >= floor)
         )
     return GateVerdict(checks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import fmean
+from statistics import correlation, fmean, pstdev
 
 from transforms.handlers.base import Label
 
@@ -54,7 +54,29 @@ def classification_agreement(candidate: Sequence[Sequence[Label]], active: Seque
         if act:
             scores = {x.label: x.score for x in cand}
             deltas.append(abs(scores.get(act[0].label, 0.0) - act[0].score))
-    return {"top1_agreement": _share(same), "top5_overlap": _mean(overlap), "score_delta": _mean(deltas)}
+    out = {"top1_agreement": _share(same), "top5_overlap": _mean(overlap), "score_delta": _mean(deltas)}
+    moves = score_correlation(candidate, active)
+    return out if moves is None else {**out, "score_correlation": moves}
+
+
+def score_correlation(candidate: Sequence[Sequence[Label]], active: Sequence[Sequence[Label]]) -> float | None:
+    """Whether the candidate's scores move with the active version's from image to image: for each label in the
+    active version's top five of some image, the Pearson correlation across images of the score each version gives
+    it (0 where a version does not list it), averaged over those labels.
+
+    The same network scores 1. A collapsed model (the same answer whatever the image) scores 0, and its best label
+    can still agree with the active one's on every image of a set with one dominant class (an NSFW set without
+    positives). Labels whose active scores never vary are left out; None when none vary.
+    """
+    labels = sorted({x.label for act in active for x in act[:5]})
+    found = []
+    for label in labels:
+        act_scores = [next((x.score for x in act if x.label == label), 0.0) for act in active]
+        cand_scores = [next((x.score for x in cand if x.label == label), 0.0) for cand in candidate]
+        if pstdev(act_scores) < 1e-9:
+            continue
+        found.append(0.0 if pstdev(cand_scores) < 1e-9 else correlation(cand_scores, act_scores))
+    return fmean(found) if found else None
 
 
 # --- detectors ---------------------------------------------------------------------------------------------------
