@@ -108,6 +108,20 @@ def test_a_collapsed_nsfw_version_fails_its_gate(var: Path, tmp_path: Path) -> N
     assert "stored: PASS" in models("evaluate", "nsfw-classification", "3")
 
 
+@pytest.mark.parametrize(("model_id", "handler"), [
+    ("scene-classification", "classifier"), ("object-detection", "nanodet"), ("nsfw-classification", "open_nsfw"),
+])  # fmt: skip
+def test_a_version_with_shuffled_classes_fails_its_gate(var: Path, tmp_path: Path, model_id: str, handler: str) -> None:
+    # The active network with its class names in another order: every answer names the wrong class.
+    names = json.loads((STORE / model_id / "1" / "labels.json").read_text())
+    shuffled = tmp_path / "labels.json"
+    shuffled.write_text(json.dumps(names[1:] + names[:1]))  # a rotation: no name keeps its index
+    artifact = (STORE / model_id / "1" / "model.onnx").as_uri()
+    models("register", model_id, "2", "--artifact", artifact, "--handler", handler, "--labels", shuffled.as_uri())
+    report = models("evaluate", model_id, "2")
+    assert "stored: FAIL" in report and "FAILED:" in report, report
+
+
 def test_a_torchscript_upload_is_served_as_onnx(var: Path, tmp_path: Path) -> None:
     scripted = tmp_path / "tiny.pt"
     script = (
